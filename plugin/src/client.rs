@@ -1,0 +1,357 @@
+//! The HTTP side: one ureq agent per instance, Moonshot's error envelope,
+//! retries with backoff, and the mapping of transport failures to errors.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use ureq::http::Response;
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{Connector, RustlsConnector};
+use ureq::{Agent, Body, Timeout};
+
+use crate::cancel::{CancelToken, CancellableTcpConnector};
+use crate::config::{Config, Retries, Timeouts};
+use crate::error::{ErrorKind, ProviderError};
+
+/// Largest error or non-stream body we read (a JSON completion is far smaller).
+const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
+
+pub struct Client {
+    agent: Agent,
+    base_url: String,
+    authorization: String,
+    timeouts: Timeouts,
+    retries: Retries,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A response whose status was 2xx, with its request id.
+pub struct Upstream {
+    pub response: Response<Body>,
+    pub request_id: Option<String>,
+}
+
+impl Client {
+    pub fn new(config: &Config) -> Client {
+        let t = config.timeouts;
+        let agent_config = Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(t.connect))
+            .timeout_recv_response(Some(t.first_byte))
+            .timeout_per_read(Some(t.idle))
+            .user_agent(concat!("moonshot-provider/", env!("CARGO_PKG_VERSION")))
+            .build();
+        let connector =
+            ().chain(CancellableTcpConnector::default())
+                .chain(RustlsConnector::default());
+        Client {
+            agent: Agent::with_parts(agent_config, connector, DefaultResolver::default()),
+            base_url: config.base_url.clone(),
+            authorization: format!("Bearer {}", config.api_key.expose()),
+            timeouts: t,
+            retries: config.retries,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    /// POSTs JSON to `path`, retrying retryable failures with backoff until
+    /// `deadline`. Returns the first 2xx response, its body unread.
+    pub fn post_json(
+        &self,
+        path: &str,
+        body: &[u8],
+        cancel: &CancelToken,
+        deadline: Instant,
+    ) -> Result<Upstream, ProviderError> {
+        let mut attempt = 0u32;
+        loop {
+            if cancel.is_cancelled() {
+                return Err(ProviderError::cancelled());
+            }
+            let err = match self.post_once(path, body, deadline) {
+                Ok(upstream) => return Ok(upstream),
+                Err(err) => err,
+            };
+            let err = if cancel.is_cancelled() {
+                ProviderError::cancelled()
+            } else {
+                err
+            };
+            if !err.retryable || attempt >= self.retries.max {
+                return Err(err);
+            }
+            let wait = backoff(&self.retries, attempt, err.retry_after_secs);
+            if Instant::now() + wait >= deadline {
+                return Err(err);
+            }
+            if cancel.sleep(wait) {
+                return Err(ProviderError::cancelled());
+            }
+            attempt += 1;
+        }
+    }
+
+    fn post_once(
+        &self,
+        path: &str,
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<Upstream, ProviderError> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(timeout_error(Timeout::Global, &self.timeouts));
+        }
+        let result = self
+            .agent
+            .post(self.url(path))
+            .header("Authorization", &self.authorization)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream")
+            .config()
+            .timeout_global(Some(remaining))
+            .build()
+            .send(body);
+        let response = result.map_err(|e| transport_error(e, &self.timeouts, true))?;
+        let request_id =
+            header(&response, "x-request-id").or_else(|| header(&response, "x-trace-id"));
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(Upstream {
+                response,
+                request_id,
+            });
+        }
+        let retry_after =
+            header(&response, "retry-after").and_then(|v| v.trim().parse::<u64>().ok());
+        let text = read_body_text(response.into_body(), &self.timeouts).unwrap_or_default();
+        let mut err = upstream_error(status, &text);
+        err.request_id = request_id;
+        err.retry_after_secs = retry_after.or(err.retry_after_secs);
+        Err(err)
+    }
+}
+
+fn header(response: &Response<Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Reads a whole (bounded) body as UTF-8 text.
+pub fn read_body_text(body: Body, timeouts: &Timeouts) -> Result<String, ProviderError> {
+    let mut text = String::new();
+    body.into_with_config()
+        .limit(MAX_BODY_BYTES)
+        .reader()
+        .read_to_string(&mut text)
+        .map_err(|e| io_error(e, timeouts))?;
+    Ok(text)
+}
+
+/// Maps Moonshot's error envelope `{"error":{"type","message"}}` (or any
+/// other body, such as a proxy's HTML page) to an error, deciding
+/// retryability per MOONSHOT-API.md §8.
+pub fn upstream_error(status: u16, body: &str) -> ProviderError {
+    let envelope: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    let error = envelope.as_ref().and_then(|v| v.get("error"));
+    let error_type = error
+        .and_then(|e| e.get("type"))
+        .and_then(|t| t.as_str())
+        .map(str::to_string);
+    let message = error
+        .and_then(|e| e.get("message"))
+        .and_then(|m| m.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            let snippet: String = body.chars().take(200).collect();
+            format!("HTTP {status} from upstream: {}", snippet.trim())
+        });
+    let quota = error_type.as_deref() == Some("exceeded_current_quota_error");
+    let retryable = match status {
+        429 => !quota,
+        500 | 502 | 503 | 504 => true,
+        _ => false,
+    };
+    let mut err = ProviderError::new(ErrorKind::Upstream, message.clone())
+        .with_code(error_type.unwrap_or_else(|| format!("http_{status}")))
+        .retryable(retryable);
+    err.http_status = Some(status);
+    err.retry_after_secs = seconds_in_message(&message);
+    err
+}
+
+/// Finds N in Moonshot's "please try again after N seconds".
+fn seconds_in_message(message: &str) -> Option<u64> {
+    let lower = message.to_ascii_lowercase();
+    let at = lower.find("after ")? + "after ".len();
+    let digits: String = lower[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    let rest = lower[at + digits.len()..].trim_start();
+    if rest.starts_with("second") || rest.starts_with('s') {
+        digits.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Jittered exponential backoff, or what Moonshot asked for; capped.
+fn backoff(retries: &Retries, attempt: u32, asked_secs: Option<u64>) -> Duration {
+    if let Some(secs) = asked_secs {
+        return Duration::from_secs(secs).min(retries.max_delay);
+    }
+    let exp = retries.base_delay.saturating_mul(1u32 << attempt.min(16));
+    // Jitter in [50%, 100%] from the clock's low bits: enough to spread a herd.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0)
+        ^ std::process::id() as u64;
+    let spread = 50 + (nanos.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 51;
+    (exp * spread as u32 / 100).min(retries.max_delay)
+}
+
+fn timeout_error(which: Timeout, t: &Timeouts) -> ProviderError {
+    let (code, message) = match which {
+        Timeout::Connect | Timeout::Resolve => (
+            "connect_timeout",
+            format!("could not connect within {} ms", t.connect.as_millis()),
+        ),
+        Timeout::RecvResponse | Timeout::SendRequest | Timeout::SendBody => (
+            "first_byte_timeout",
+            format!(
+                "no response within {} ms of sending the request",
+                t.first_byte.as_millis()
+            ),
+        ),
+        Timeout::PerRead => (
+            "idle_timeout",
+            format!("upstream sent nothing for {} ms", t.idle.as_millis()),
+        ),
+        _ => (
+            "total_timeout",
+            format!(
+                "the request took longer than its total timeout of {} ms",
+                t.total.as_millis()
+            ),
+        ),
+    };
+    ProviderError::new(ErrorKind::Timeout, message).with_code(code)
+}
+
+/// Maps a ureq error. `before_response` marks failures before any byte of
+/// the response arrived, which are safe to retry.
+pub fn transport_error(e: ureq::Error, t: &Timeouts, before_response: bool) -> ProviderError {
+    match e {
+        // Waiting for headers, a per-read expiry means the first byte is late.
+        ureq::Error::Timeout(Timeout::PerRead) if before_response => {
+            timeout_error(Timeout::RecvResponse, t)
+        }
+        ureq::Error::Timeout(which) => timeout_error(which, t),
+        ureq::Error::Io(io) => io_error(io, t).retryable(before_response),
+        ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
+            ProviderError::new(ErrorKind::Transport, format!("could not connect: {e}"))
+                .retryable(before_response)
+        }
+        other => ProviderError::new(ErrorKind::Transport, format!("HTTP failure: {other}"))
+            .retryable(false),
+    }
+}
+
+/// Maps an I/O error met while reading a body (ureq wraps its own errors,
+/// timeouts included, inside io::Error).
+pub fn io_error(e: std::io::Error, t: &Timeouts) -> ProviderError {
+    let inner = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>());
+    if let Some(ureq::Error::Timeout(which)) = inner {
+        return timeout_error(*which, t);
+    }
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        return timeout_error(Timeout::PerRead, t);
+    }
+    ProviderError::new(ErrorKind::Transport, format!("connection failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_is_retryable_and_reads_the_wait() {
+        let err = upstream_error(
+            429,
+            r#"{"error":{"type":"rate_limit_reached_error","message":"Your account org-1 request reached max RPM: 3, please try again after 1 seconds"}}"#,
+        );
+        assert_eq!(err.code, "rate_limit_reached_error");
+        assert!(err.retryable);
+        assert_eq!(err.retry_after_secs, Some(1));
+        assert_eq!(err.http_status, Some(429));
+    }
+
+    #[test]
+    fn quota_is_never_retried() {
+        let err = upstream_error(
+            429,
+            r#"{"error":{"type":"exceeded_current_quota_error","message":"Your account is suspended"}}"#,
+        );
+        assert!(!err.retryable);
+    }
+
+    #[test]
+    fn client_errors_are_not_retried_and_server_errors_are() {
+        for status in [400, 401, 403, 404] {
+            assert!(!upstream_error(status, "{}").retryable, "{status}");
+        }
+        for status in [500, 502, 503, 504] {
+            assert!(upstream_error(status, "{}").retryable, "{status}");
+        }
+    }
+
+    #[test]
+    fn html_error_pages_become_readable_errors() {
+        let err = upstream_error(502, "<html><body>Bad Gateway</body></html>");
+        assert_eq!(err.code, "http_502");
+        assert!(err.message.contains("Bad Gateway"));
+    }
+
+    #[test]
+    fn backoff_is_capped_and_honours_the_ask() {
+        let r = Retries {
+            max: 3,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+        };
+        assert_eq!(backoff(&r, 0, Some(1)), Duration::from_secs(1));
+        assert_eq!(backoff(&r, 0, Some(60)), Duration::from_secs(2));
+        let d = backoff(&r, 1, None);
+        assert!(
+            d >= Duration::from_millis(100) && d <= Duration::from_millis(200),
+            "{d:?}"
+        );
+        assert!(backoff(&r, 15, None) <= Duration::from_secs(2));
+    }
+
+    #[test]
+    fn seconds_in_messages() {
+        assert_eq!(
+            seconds_in_message("please try again after 7 seconds"),
+            Some(7)
+        );
+        assert_eq!(seconds_in_message("try again after 3s"), Some(3));
+        assert_eq!(seconds_in_message("after lunch"), None);
+    }
+}

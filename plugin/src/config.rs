@@ -1,0 +1,307 @@
+//! The instance configuration: Puter's provider block plus our own settings.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::catalog::RetiredPolicy;
+use crate::date::{Clock, Date};
+use crate::error::ProviderError;
+
+pub const DEFAULT_BASE_URL: &str = "https://api.moonshot.ai/v1";
+
+/// The API key. Its Debug and Display never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// The four clocks a request runs against; each ends it with its own error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// From sending the request to the response's status line and headers.
+    pub first_byte: Duration,
+    /// Longest silence between two reads of a stream.
+    pub idle: Duration,
+    /// The whole request, retries included.
+    pub total: Duration,
+}
+
+/// Retry policy for retryable failures (MOONSHOT-API.md §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retries {
+    /// Retries after the first attempt.
+    pub max: u32,
+    pub base_delay: Duration,
+    /// Cap on any single wait, including one Moonshot asked for.
+    pub max_delay: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WebSearch {
+    /// Fee per `$web_search` tool-call response, in microcents ($0.005 default).
+    pub fee_ucents: u64,
+    /// Most search round trips in one completion.
+    pub max_rounds: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub api_key: ApiKey,
+    pub base_url: String,
+    pub timeouts: Timeouts,
+    pub retries: Retries,
+    /// Pool threads, i.e. requests running at once.
+    pub max_concurrency: usize,
+    /// Requests waiting for a thread before `complete` answers busy.
+    pub max_queue: usize,
+    pub retired_models: RetiredPolicy,
+    pub clock: Clock,
+    pub web_search: WebSearch,
+    /// Largest request JSON `complete` accepts from the host.
+    pub max_request_bytes: usize,
+}
+
+/// The optional settings, as written in the JSON. Unknown fields are ignored.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Settings {
+    base_url: Option<String>,
+    #[serde(alias = "baseURL", alias = "baseUrl")]
+    base_url_alt: Option<String>,
+    timeouts: TimeoutSettings,
+    retries: RetrySettings,
+    max_concurrency: Option<usize>,
+    max_queue: Option<usize>,
+    retired_models: Option<String>,
+    today: Option<String>,
+    web_search: WebSearchSettings,
+    max_request_bytes: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TimeoutSettings {
+    connect_ms: Option<u64>,
+    first_byte_ms: Option<u64>,
+    idle_ms: Option<u64>,
+    total_ms: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RetrySettings {
+    max: Option<u32>,
+    base_delay_ms: Option<u64>,
+    max_delay_ms: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WebSearchSettings {
+    fee_ucents: Option<u64>,
+    max_rounds: Option<u32>,
+}
+
+/// Puter's key names, in #registerProviders' order of preference.
+const KEY_FIELDS: [&str; 3] = ["apiKey", "secret_key", "key"];
+
+impl Config {
+    /// Parses the provider block. Errors name the field but never echo a
+    /// value, so a key put in the wrong place is not printed either.
+    pub fn from_json(text: &str) -> Result<Config, ProviderError> {
+        let mut root: Value = serde_json::from_str(text).map_err(|e| {
+            ProviderError::invalid_argument(format!(
+                "config is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let object = root
+            .as_object_mut()
+            .ok_or_else(|| ProviderError::invalid_argument("config must be a JSON object"))?;
+
+        let mut api_key = None;
+        for field in KEY_FIELDS {
+            match object.remove(field) {
+                Some(Value::String(key)) if api_key.is_none() && !key.trim().is_empty() => {
+                    api_key = Some(ApiKey(key.trim().to_string()))
+                }
+                Some(Value::String(_)) | Some(Value::Null) | None => {}
+                Some(_) => {
+                    return Err(ProviderError::invalid_argument(format!(
+                        "config field '{field}' must be a string"
+                    )))
+                }
+            }
+        }
+        let api_key = api_key.ok_or_else(|| {
+            ProviderError::invalid_argument(
+                "config has no API key: set 'apiKey' (or 'secret_key' or 'key')",
+            )
+        })?;
+
+        let settings: Settings = serde_json::from_value(root.clone()).map_err(|_| {
+            // serde's message may quote the offending value: name the field instead.
+            let field = root
+                .as_object()
+                .into_iter()
+                .flatten()
+                .find(|(name, value)| {
+                    let alone =
+                        Value::Object([((*name).clone(), (*value).clone())].into_iter().collect());
+                    serde_json::from_value::<Settings>(alone).is_err()
+                })
+                .map(|(name, _)| name.clone())
+                .unwrap_or_default();
+            ProviderError::invalid_argument(format!(
+                "config field '{field}' has a value of the wrong type"
+            ))
+        })?;
+        Config::with_settings(api_key, settings)
+    }
+
+    fn with_settings(api_key: ApiKey, s: Settings) -> Result<Config, ProviderError> {
+        let base_url = s
+            .base_url
+            .or(s.base_url_alt)
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string())
+            .trim_end_matches('/')
+            .to_string();
+        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+            return Err(ProviderError::invalid_argument(
+                "config 'base_url' must start with https:// or http://",
+            ));
+        }
+        let ms = |v: Option<u64>, default: u64| Duration::from_millis(v.unwrap_or(default).max(1));
+        let timeouts = Timeouts {
+            connect: ms(s.timeouts.connect_ms, 10_000),
+            first_byte: ms(s.timeouts.first_byte_ms, 120_000),
+            idle: ms(s.timeouts.idle_ms, 90_000),
+            total: ms(s.timeouts.total_ms, 900_000),
+        };
+        let retries = Retries {
+            max: s.retries.max.unwrap_or(2).min(10),
+            base_delay: ms(s.retries.base_delay_ms, 500),
+            max_delay: ms(s.retries.max_delay_ms, 30_000),
+        };
+        let retired_models = match s.retired_models.as_deref() {
+            None | Some("migrate") => RetiredPolicy::Migrate,
+            Some("error") => RetiredPolicy::Error,
+            Some(_) => {
+                return Err(ProviderError::invalid_argument(
+                    "config 'retired_models' must be \"migrate\" or \"error\"",
+                ))
+            }
+        };
+        let clock = match s.today.as_deref() {
+            None => Clock::System,
+            Some(day) => Clock::Fixed(Date::parse(day).ok_or_else(|| {
+                ProviderError::invalid_argument("config 'today' must be a date YYYY-MM-DD")
+            })?),
+        };
+        let max_concurrency = s.max_concurrency.unwrap_or(8);
+        if max_concurrency == 0 || max_concurrency > 1024 {
+            return Err(ProviderError::invalid_argument(
+                "config 'max_concurrency' must be between 1 and 1024",
+            ));
+        }
+        Ok(Config {
+            api_key,
+            base_url,
+            timeouts,
+            retries,
+            max_concurrency,
+            max_queue: s.max_queue.unwrap_or(256),
+            retired_models,
+            clock,
+            web_search: WebSearch {
+                fee_ucents: s.web_search.fee_ucents.unwrap_or(500_000),
+                max_rounds: s.web_search.max_rounds.unwrap_or(5).max(1),
+            },
+            max_request_bytes: s.max_request_bytes.unwrap_or(110 * 1024 * 1024),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takes_the_key_in_puters_order() {
+        let c = Config::from_json(r#"{"secret_key":"sk-b","key":"sk-c"}"#).unwrap();
+        assert_eq!(c.api_key.expose(), "sk-b");
+        let c = Config::from_json(r#"{"apiKey":"sk-a","secret_key":"sk-b"}"#).unwrap();
+        assert_eq!(c.api_key.expose(), "sk-a");
+        let c = Config::from_json(r#"{"apiKey":"","key":"sk-c"}"#).unwrap();
+        assert_eq!(c.api_key.expose(), "sk-c");
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_json(r#"{"apiKey":"sk-a","unknown":{"x":1}}"#).unwrap();
+        assert_eq!(c.base_url, DEFAULT_BASE_URL);
+        assert_eq!(c.retired_models, RetiredPolicy::Migrate);
+        assert_eq!(c.clock, Clock::System);
+        assert_eq!(c.web_search.fee_ucents, 500_000);
+    }
+
+    #[test]
+    fn settings_are_read() {
+        let c = Config::from_json(
+            r#"{"apiKey":"k","base_url":"http://127.0.0.1:9/v1/","timeouts":{"idle_ms":250},
+                "max_concurrency":2,"max_queue":3,"retired_models":"error","today":"2026-05-25"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.base_url, "http://127.0.0.1:9/v1");
+        assert_eq!(c.timeouts.idle, Duration::from_millis(250));
+        assert_eq!((c.max_concurrency, c.max_queue), (2, 3));
+        assert_eq!(c.retired_models, RetiredPolicy::Error);
+        assert_eq!(c.clock, Clock::Fixed(Date::new(2026, 5, 25)));
+    }
+
+    #[test]
+    fn errors_are_clear_and_never_echo_values() {
+        let secret = "sk-very-secret-value";
+        let cases = [
+            format!(r#"{{"apiKey":{{"nested":"{secret}"}}}}"#),
+            format!(r#"{{"apiKey":"{secret}","max_queue":"{secret}"}}"#),
+            format!(r#"{{"apiKey":"{secret}","base_url":"ftp://{secret}"}}"#),
+            format!(r#"{{"apiKey":"{secret}","today":"{secret}"}}"#),
+            format!(r#"{{"apiKey":"{secret}" "#),
+        ];
+        for case in cases {
+            let err = Config::from_json(&case).unwrap_err();
+            assert!(!err.message.contains(secret), "{}", err.message);
+            assert!(!format!("{err:?}").contains(secret));
+        }
+        assert!(Config::from_json("{}")
+            .unwrap_err()
+            .message
+            .contains("no API key"));
+        assert!(Config::from_json("[1]")
+            .unwrap_err()
+            .message
+            .contains("JSON object"));
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let c = Config::from_json(r#"{"apiKey":"sk-hidden"}"#).unwrap();
+        assert!(!format!("{c:?}").contains("sk-hidden"));
+    }
+}

@@ -1,0 +1,270 @@
+//! A provider instance: the queries (models, list, default model, costs) and
+//! `complete`, which runs requests on the instance's pool. Pure Rust: the FFI
+//! shim adapts host callbacks to `Callbacks`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use serde_json::{json, Value};
+
+use crate::cancel::{self, CancelToken};
+use crate::catalog::{self, ModelCard};
+use crate::client::Client;
+use crate::config::Config;
+use crate::error::{self, ErrorKind, ProviderError};
+use crate::job;
+use crate::metering;
+use crate::pool::{Pool, Refused};
+use crate::request;
+use crate::stream::{Flow, PartSink};
+
+/// What a host gives `complete` to hear back. Called on a pool thread.
+pub trait Callbacks: Send {
+    fn on_part(&mut self, json: &str) -> Flow;
+    fn on_done(&mut self, status: i32, json: &str);
+}
+
+/// The shared state of one request: its cancel token and, once finished,
+/// its final status and JSON.
+#[derive(Default)]
+pub struct RequestState {
+    pub cancel: Arc<CancelToken>,
+    outcome: Mutex<Option<(i32, Arc<str>)>>,
+    finished: Condvar,
+}
+
+impl RequestState {
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// The final status and JSON, once `on_done` has returned.
+    pub fn outcome(&self) -> Option<(i32, Arc<str>)> {
+        self.outcome.lock().clone()
+    }
+
+    /// Waits up to `timeout` for the end; returns the outcome if reached.
+    pub fn wait(&self, timeout: Duration) -> Option<(i32, Arc<str>)> {
+        let deadline = Instant::now() + timeout;
+        let mut outcome = self.outcome.lock();
+        while outcome.is_none() {
+            if self.finished.wait_until(&mut outcome, deadline).timed_out() {
+                break;
+            }
+        }
+        outcome.clone()
+    }
+
+    fn finish(&self, status: i32, json: String) {
+        *self.outcome.lock() = Some((status, Arc::from(json)));
+        self.finished.notify_all();
+    }
+}
+
+pub struct Instance {
+    config: Arc<Config>,
+    client: Arc<Client>,
+    pool: Pool,
+    live: Mutex<Vec<Weak<RequestState>>>,
+}
+
+impl Instance {
+    pub fn new(config_json: &str) -> Result<Instance, ProviderError> {
+        let config = Config::from_json(config_json)?;
+        Ok(Instance {
+            client: Arc::new(Client::new(&config)),
+            pool: Pool::new(config.max_concurrency, config.max_queue),
+            config: Arc::new(config),
+            live: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn served(&self) -> impl Iterator<Item = &'static ModelCard> {
+        catalog::served(self.config.clock.today())
+    }
+
+    /// Puter's models(): IChatModel objects for the models served today.
+    pub fn models(&self) -> Value {
+        Value::Array(self.served().map(model_json).collect())
+    }
+
+    /// Puter's list(): ids and aliases of the models served today.
+    pub fn list(&self) -> Value {
+        Value::Array(
+            self.served()
+                .flat_map(|c| c.names())
+                .map(Value::String)
+                .collect(),
+        )
+    }
+
+    pub fn default_model(&self) -> Value {
+        json!(catalog::DEFAULT_MODEL)
+    }
+
+    pub fn reported_costs(&self) -> Value {
+        metering::reported_costs(self.served(), self.config.web_search.fee_ucents)
+    }
+
+    /// Validates the request, then queues it. Errors here mean nothing was
+    /// started and no callback will run.
+    pub fn complete(
+        &self,
+        request_json: &str,
+        callbacks: Box<dyn Callbacks>,
+    ) -> Result<Arc<RequestState>, ProviderError> {
+        if request_json.len() > self.config.max_request_bytes {
+            return Err(ProviderError::invalid_argument(format!(
+                "the request is {} bytes, more than the configured limit of {}",
+                request_json.len(),
+                self.config.max_request_bytes
+            )));
+        }
+        let args: Value = serde_json::from_str(request_json).map_err(|e| {
+            ProviderError::invalid_argument(format!(
+                "the request is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let prepared = request::prepare(&args, &self.config).map_err(|e| self.redact(e))?;
+        let state = Arc::new(RequestState::default());
+        let job_state = state.clone();
+        let (config, client) = (self.config.clone(), self.client.clone());
+        let job = Box::new(move || run_job(&prepared, &config, &client, &job_state, callbacks));
+        self.pool.submit(job).map_err(|refused| match refused {
+            Refused::Busy => ProviderError::new(
+                ErrorKind::Busy,
+                format!(
+                    "all {} threads are busy and {} requests are queued; try again later",
+                    self.config.max_concurrency, self.config.max_queue
+                ),
+            )
+            .retryable(true),
+            Refused::ShuttingDown => {
+                ProviderError::new(ErrorKind::Cancelled, "the instance is being destroyed")
+            }
+        })?;
+        let mut live = self.live.lock();
+        live.retain(|w| w.strong_count() > 0);
+        live.push(Arc::downgrade(&state));
+        Ok(state)
+    }
+
+    /// Cancels everything in flight and joins every thread.
+    pub fn shutdown(&self) {
+        for state in self.live.lock().drain(..).filter_map(|w| w.upgrade()) {
+            state.cancel();
+        }
+        self.pool.shutdown();
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.threads()
+    }
+
+    /// Last line of defence: no text leaves the plugin holding the key.
+    pub fn redact(&self, err: ProviderError) -> ProviderError {
+        redact(err, self.config.api_key.expose())
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn redact(mut err: ProviderError, key: &str) -> ProviderError {
+    if !key.is_empty() && err.message.contains(key) {
+        err.message = err.message.replace(key, "[redacted]");
+    }
+    err
+}
+
+/// Adapts host callbacks to the part sink the job writes to.
+struct HostSink<'a>(&'a mut dyn Callbacks);
+
+impl PartSink for HostSink<'_> {
+    fn part(&mut self, json: &str) -> Flow {
+        self.0.on_part(json)
+    }
+}
+
+fn run_job(
+    prepared: &request::Prepared,
+    config: &Config,
+    client: &Client,
+    state: &RequestState,
+    mut callbacks: Box<dyn Callbacks>,
+) {
+    let _current = cancel::enter(state.cancel.clone());
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        job::run(
+            prepared,
+            config,
+            client,
+            &state.cancel,
+            &mut HostSink(callbacks.as_mut()),
+        )
+    }))
+    .unwrap_or_else(|panic| Err((error::from_panic(panic), None)));
+    let (status, text) = match outcome {
+        Ok(result) => (0, result.to_string()),
+        Err((err, partial)) => {
+            let err = redact(err, config.api_key.expose());
+            let mut details = err.to_json();
+            if let Some(partial) = partial {
+                details["partial"] = partial;
+            }
+            (err.status(), details.to_string())
+        }
+    };
+    // A panicking host callback must not skip finish(): waiters rely on it.
+    let _ = catch_unwind(AssertUnwindSafe(|| callbacks.on_done(status, &text)));
+    state.finish(status, text);
+}
+
+/// One IChatModel, as Puter's providers describe models.
+fn model_json(card: &'static ModelCard) -> Value {
+    let mut costs = json!({
+        "tokens": 1_000_000,
+        "prompt_tokens": card.price.input,
+        "completion_tokens": card.price.output,
+    });
+    if let Some(cached) = card.price.cached {
+        costs["cached_tokens"] = json!(cached);
+    }
+    json!({
+        "puterId": card.puter_id(),
+        "id": card.id,
+        "name": card.name,
+        "aliases": card.aliases.iter().map(|a| a.to_string())
+            .chain(std::iter::once(format!("moonshot/{}", card.id))).collect::<Vec<_>>(),
+        "provider": "moonshot",
+        "modalities": {
+            "input": card.input.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+            "output": ["text"],
+        },
+        "costs_currency": "usd-cents",
+        "input_cost_key": "prompt_tokens",
+        "output_cost_key": "completion_tokens",
+        "costs": costs,
+        "context": card.context,
+        "max_tokens": card.max_output,
+        "tool_call": card.tool_call,
+        "json_mode": card.json_mode,
+        "partial_mode": card.partial_mode,
+        "reasoning": card.thinking.on_by_default(),
+        "knowledge": card.knowledge,
+        "released": card.released.map(|d| d.to_string()),
+        "retired_on": card.retired_on.map(|d| d.to_string()),
+        "successor": card.successor,
+    })
+}

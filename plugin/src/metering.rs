@@ -1,0 +1,326 @@
+//! Usage -> money, in integer microcents (MOONSHOT-API.md §2, §4, §5).
+//!
+//! Moonshot counts cached tokens INSIDE prompt_tokens, so a bill has three
+//! token lines (uncached input, cached input, output) plus web-search calls.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::catalog::{ModelCard, MODELS};
+
+/// Puter's `source` for every cost row.
+pub const COST_SOURCE: &str = "driver:aiChat/moonshot";
+
+/// Token counts of one completion (all rounds of a web-search loop summed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// All input tokens, cached ones included.
+    pub prompt_tokens: u64,
+    /// Output tokens, reasoning included.
+    pub completion_tokens: u64,
+    /// Input tokens served from Moonshot's prompt cache.
+    pub cached_tokens: u64,
+    /// `$web_search` tool-call responses, each billed a flat fee.
+    pub web_search_calls: u64,
+    /// True when some count is our estimate because Moonshot sent no usage.
+    pub estimated: bool,
+}
+
+impl Usage {
+    pub fn uncached_prompt_tokens(&self) -> u64 {
+        self.prompt_tokens.saturating_sub(self.cached_tokens)
+    }
+
+    /// Adds another round's usage (web-search loop).
+    pub fn add(&mut self, other: &Usage) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+        self.cached_tokens += other.cached_tokens;
+        self.web_search_calls += other.web_search_calls;
+        self.estimated |= other.estimated;
+    }
+}
+
+/// Moonshot's usage object as it appears on the wire, tolerant of every
+/// shape seen: `cached_tokens` at the top (Moonshot) or under
+/// `prompt_tokens_details` (some gateways), any field missing or null.
+#[derive(Deserialize, Debug, Default, Clone, Copy)]
+pub struct WireUsage {
+    #[serde(default)]
+    pub prompt_tokens: Option<u64>,
+    #[serde(default)]
+    pub completion_tokens: Option<u64>,
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptDetails>,
+}
+
+#[derive(Deserialize, Debug, Default, Clone, Copy)]
+pub struct PromptDetails {
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    pub fn to_usage(self) -> Usage {
+        let prompt = self.prompt_tokens.unwrap_or(0);
+        let cached = self
+            .cached_tokens
+            .or(self.prompt_tokens_details.and_then(|d| d.cached_tokens))
+            .unwrap_or(0)
+            .min(prompt);
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: self.completion_tokens.unwrap_or(0),
+            cached_tokens: cached,
+            web_search_calls: 0,
+            estimated: false,
+        }
+    }
+}
+
+/// One priced line of a bill.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CostLine {
+    pub usage_type: String,
+    pub units: u64,
+    pub ucents_per_unit: u64,
+    pub ucents: u64,
+}
+
+/// What a completion costs, priced from the catalog entry that served it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bill {
+    pub model: &'static str,
+    pub lines: Vec<CostLine>,
+    pub total_ucents: u64,
+}
+
+fn usage_type(model: &str, kind: &str) -> String {
+    format!("moonshot:{model}:{kind}")
+}
+
+const WEB_SEARCH_USAGE_TYPE: &str = "moonshot:web-search:calls";
+
+/// Prices `usage` at `card`'s rates. Cached tokens are billed at the cache
+/// price, or at the input price where the model has none.
+pub fn bill(card: &'static ModelCard, usage: &Usage, web_search_fee_ucents: u64) -> Bill {
+    let price = card.price;
+    let mut lines = vec![
+        CostLine {
+            usage_type: usage_type(card.id, "input-tokens"),
+            units: usage.uncached_prompt_tokens(),
+            ucents_per_unit: price.input,
+            ucents: usage.uncached_prompt_tokens() * price.input,
+        },
+        CostLine {
+            usage_type: usage_type(card.id, "cached-tokens"),
+            units: usage.cached_tokens,
+            ucents_per_unit: price.cached.unwrap_or(price.input),
+            ucents: usage.cached_tokens * price.cached.unwrap_or(price.input),
+        },
+        CostLine {
+            usage_type: usage_type(card.id, "output-tokens"),
+            units: usage.completion_tokens,
+            ucents_per_unit: price.output,
+            ucents: usage.completion_tokens * price.output,
+        },
+    ];
+    if usage.web_search_calls > 0 {
+        lines.push(CostLine {
+            usage_type: WEB_SEARCH_USAGE_TYPE.to_string(),
+            units: usage.web_search_calls,
+            ucents_per_unit: web_search_fee_ucents,
+            ucents: usage.web_search_calls * web_search_fee_ucents,
+        });
+    }
+    let total_ucents = lines.iter().map(|l| l.ucents).sum();
+    Bill {
+        model: card.id,
+        lines,
+        total_ucents,
+    }
+}
+
+/// The usage object of results and of the stream's usage part: Puter's token
+/// fields, plus the bill.
+pub fn usage_json(usage: &Usage, bill: &Bill) -> Value {
+    json!({
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "uncached_prompt_tokens": usage.uncached_prompt_tokens(),
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+        "web_search_calls": usage.web_search_calls,
+        "estimated": usage.estimated,
+        "cost": {
+            "model": bill.model,
+            "lines": bill.lines.iter().map(|l| json!({
+                "usageType": l.usage_type,
+                "units": l.units,
+                "ucentsPerUnit": l.ucents_per_unit,
+                "ucents": l.ucents,
+            })).collect::<Vec<_>>(),
+            "total_ucents": bill.total_ucents,
+            // 1 cent = 1,000,000 microcents; a display figure derived from the integer.
+            "usd_cents": bill.total_ucents as f64 / 1_000_000.0,
+        },
+    })
+}
+
+/// Puter's getReportedCosts() rows for the given cards, plus web search.
+pub fn reported_costs<'a>(
+    cards: impl Iterator<Item = &'a ModelCard>,
+    web_search_fee_ucents: u64,
+) -> Value {
+    let row = |usage_type: String, ucents: u64, unit: &str| json!({"usageType": usage_type, "ucentsPerUnit": ucents, "unit": unit, "source": COST_SOURCE});
+    let mut rows = Vec::new();
+    for card in cards {
+        rows.push(row(
+            usage_type(card.id, "input-tokens"),
+            card.price.input,
+            "token",
+        ));
+        rows.push(row(
+            usage_type(card.id, "cached-tokens"),
+            card.price.cached.unwrap_or(card.price.input),
+            "token",
+        ));
+        rows.push(row(
+            usage_type(card.id, "output-tokens"),
+            card.price.output,
+            "token",
+        ));
+    }
+    rows.push(row(
+        WEB_SEARCH_USAGE_TYPE.to_string(),
+        web_search_fee_ucents,
+        "call",
+    ));
+    Value::Array(rows)
+}
+
+/// Rough token estimate for text when Moonshot sends no usage: about four
+/// bytes of English or one CJK character per token. Used only when the
+/// tokenizer endpoint cannot be asked; results say `estimated: true`.
+pub fn estimate_tokens(text: &str) -> u64 {
+    let (mut ascii, mut other) = (0u64, 0u64);
+    for ch in text.chars() {
+        if ch.is_ascii() {
+            ascii += 1
+        } else {
+            other += 1
+        }
+    }
+    ascii.div_ceil(4) + other
+}
+
+/// Every card, for a full price list.
+pub fn all_cards() -> impl Iterator<Item = &'static ModelCard> {
+    MODELS.iter()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::by_id;
+
+    fn k26() -> &'static ModelCard {
+        by_id("kimi-k2.6").unwrap()
+    }
+
+    #[test]
+    fn one_million_uncached_input_tokens_on_k26() {
+        let usage = Usage {
+            prompt_tokens: 1_000_000,
+            ..Usage::default()
+        };
+        // 1,000,000 tokens x 95 ucents = 95,000,000 ucents = 95 cents = $0.95.
+        assert_eq!(bill(k26(), &usage, 500_000).total_ucents, 95_000_000);
+    }
+
+    #[test]
+    fn cache_hits_are_billed_at_the_cache_price() {
+        let usage = Usage {
+            prompt_tokens: 10_000,
+            cached_tokens: 8_000,
+            completion_tokens: 500,
+            ..Usage::default()
+        };
+        let b = bill(k26(), &usage, 500_000);
+        // 2,000 x 95 + 8,000 x 16 + 500 x 400 = 190,000 + 128,000 + 200,000 = 518,000.
+        assert_eq!(b.lines[0].ucents, 190_000);
+        assert_eq!(b.lines[1].ucents, 128_000);
+        assert_eq!(b.lines[2].ucents, 200_000);
+        assert_eq!(b.total_ucents, 518_000);
+        assert_eq!(b.lines[1].usage_type, "moonshot:kimi-k2.6:cached-tokens");
+    }
+
+    #[test]
+    fn v1_models_bill_cached_tokens_as_input() {
+        let v1 = by_id("moonshot-v1-32k").unwrap();
+        let usage = Usage {
+            prompt_tokens: 1_000,
+            cached_tokens: 400,
+            completion_tokens: 10,
+            ..Usage::default()
+        };
+        // 600 x 100 + 400 x 100 + 10 x 300 = 60,000 + 40,000 + 3,000.
+        assert_eq!(bill(v1, &usage, 0).total_ucents, 103_000);
+    }
+
+    #[test]
+    fn web_search_calls_add_the_fee() {
+        let usage = Usage {
+            prompt_tokens: 100,
+            completion_tokens: 10,
+            web_search_calls: 2,
+            ..Usage::default()
+        };
+        let b = bill(k26(), &usage, 500_000);
+        // 100 x 95 + 10 x 400 + 2 x 500,000 = 9,500 + 4,000 + 1,000,000.
+        assert_eq!(b.total_ucents, 1_013_500);
+        assert_eq!(b.lines[3].usage_type, "moonshot:web-search:calls");
+    }
+
+    #[test]
+    fn wire_usage_reads_both_cached_shapes() {
+        let top: WireUsage = serde_json::from_value(
+            json!({"prompt_tokens":50,"completion_tokens":5,"cached_tokens":20}),
+        )
+        .unwrap();
+        assert_eq!(top.to_usage().cached_tokens, 20);
+        let nested: WireUsage =
+            serde_json::from_value(json!({"prompt_tokens":50,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":30}}))
+                .unwrap();
+        assert_eq!(nested.to_usage().cached_tokens, 30);
+        let nulls: WireUsage =
+            serde_json::from_value(json!({"prompt_tokens":null,"cached_tokens":null})).unwrap();
+        assert_eq!(nulls.to_usage(), Usage::default());
+        let overclaimed: WireUsage =
+            serde_json::from_value(json!({"prompt_tokens":5,"cached_tokens":9})).unwrap();
+        assert_eq!(overclaimed.to_usage().uncached_prompt_tokens(), 0);
+    }
+
+    #[test]
+    fn reported_costs_rows() {
+        let rows = reported_costs(std::iter::once(k26()), 500_000);
+        assert_eq!(
+            rows,
+            json!([
+                {"usageType":"moonshot:kimi-k2.6:input-tokens","ucentsPerUnit":95,"unit":"token","source":"driver:aiChat/moonshot"},
+                {"usageType":"moonshot:kimi-k2.6:cached-tokens","ucentsPerUnit":16,"unit":"token","source":"driver:aiChat/moonshot"},
+                {"usageType":"moonshot:kimi-k2.6:output-tokens","ucentsPerUnit":400,"unit":"token","source":"driver:aiChat/moonshot"},
+                {"usageType":"moonshot:web-search:calls","ucentsPerUnit":500000,"unit":"call","source":"driver:aiChat/moonshot"}
+            ])
+        );
+    }
+
+    #[test]
+    fn estimates() {
+        assert_eq!(estimate_tokens("abcdefgh"), 2);
+        assert_eq!(estimate_tokens("你好"), 2);
+        assert_eq!(estimate_tokens(""), 0);
+    }
+}

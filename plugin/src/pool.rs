@@ -1,0 +1,195 @@
+//! The instance's own threads: bounded in number and in queued work.
+//!
+//! Threads start lazily (none at load or create time), at most
+//! `max_threads`; at most `max_queue` jobs wait for one. Beyond that,
+//! `submit` refuses at once so a host sees backpressure instead of a pile-up.
+//! `shutdown` lets the workers finish every queued job, then joins them.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex};
+use std::sync::Arc;
+
+pub type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Why a job was not accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    Busy,
+    ShuttingDown,
+}
+
+struct State {
+    jobs: VecDeque<Job>,
+    idle: usize,
+    threads: usize,
+    shutting_down: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    work: Condvar,
+}
+
+pub struct Pool {
+    shared: Arc<Shared>,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+    max_threads: usize,
+    max_queue: usize,
+}
+
+impl Pool {
+    pub fn new(max_threads: usize, max_queue: usize) -> Pool {
+        Pool {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    jobs: VecDeque::new(),
+                    idle: 0,
+                    threads: 0,
+                    shutting_down: false,
+                }),
+                work: Condvar::new(),
+            }),
+            handles: Mutex::new(Vec::new()),
+            max_threads: max_threads.max(1),
+            max_queue,
+        }
+    }
+
+    pub fn submit(&self, job: Job) -> Result<(), Refused> {
+        let mut state = self.shared.state.lock();
+        if state.shutting_down {
+            return Err(Refused::ShuttingDown);
+        }
+        // Jobs that can start now: idle threads plus threads not yet started.
+        let ready = state.idle + (self.max_threads - state.threads);
+        if state.jobs.len() >= ready + self.max_queue {
+            return Err(Refused::Busy);
+        }
+        state.jobs.push_back(job);
+        if state.idle > state.jobs.len() - 1 {
+            self.shared.work.notify_one();
+        } else if state.threads < self.max_threads {
+            state.threads += 1;
+            let shared = self.shared.clone();
+            let name = format!("moonshot-worker-{}", state.threads);
+            match std::thread::Builder::new()
+                .name(name)
+                .spawn(move || worker(shared))
+            {
+                Ok(handle) => self.handles.lock().push(handle),
+                Err(_) => {
+                    state.threads -= 1;
+                    state.jobs.pop_back();
+                    return Err(Refused::Busy);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Threads started so far and still running.
+    pub fn threads(&self) -> usize {
+        self.shared.state.lock().threads
+    }
+
+    /// Runs every queued job, then joins every thread. Idempotent.
+    pub fn shutdown(&self) {
+        self.shared.state.lock().shutting_down = true;
+        self.shared.work.notify_all();
+        let handles = std::mem::take(&mut *self.handles.lock());
+        for handle in handles {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn worker(shared: Arc<Shared>) {
+    let mut state = shared.state.lock();
+    loop {
+        if let Some(job) = state.jobs.pop_front() {
+            drop(state);
+            // Jobs catch their own panics to report them; this is the backstop
+            // that keeps the thread alive whatever a job does.
+            let _ = catch_unwind(AssertUnwindSafe(job));
+            state = shared.state.lock();
+        } else if state.shutting_down {
+            state.threads -= 1;
+            return;
+        } else {
+            state.idle += 1;
+            shared.work.wait(&mut state);
+            state.idle -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn runs_jobs_and_starts_threads_lazily() {
+        let pool = Pool::new(2, 4);
+        assert_eq!(pool.threads(), 0);
+        let (tx, rx) = mpsc::channel();
+        for i in 0..3 {
+            let tx = tx.clone();
+            pool.submit(Box::new(move || tx.send(i).unwrap())).unwrap();
+        }
+        let mut got: Vec<i32> = (0..3).map(|_| rx.recv().unwrap()).collect();
+        got.sort();
+        assert_eq!(got, vec![0, 1, 2]);
+        assert!(pool.threads() <= 2);
+        pool.shutdown();
+        assert_eq!(pool.threads(), 0);
+    }
+
+    #[test]
+    fn refuses_beyond_threads_plus_queue() {
+        let pool = Pool::new(1, 1);
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        pool.submit(Box::new(move || {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        }))
+        .unwrap();
+        started_rx.recv().unwrap();
+        pool.submit(Box::new(|| {})).unwrap(); // queued
+        assert_eq!(pool.submit(Box::new(|| {})), Err(Refused::Busy));
+        release_tx.send(()).unwrap();
+        pool.shutdown();
+        assert_eq!(pool.submit(Box::new(|| {})), Err(Refused::ShuttingDown));
+    }
+
+    #[test]
+    fn a_panicking_job_does_not_kill_the_pool() {
+        let pool = Pool::new(1, 2);
+        pool.submit(Box::new(|| panic!("job panic"))).unwrap();
+        let (tx, rx) = mpsc::channel();
+        pool.submit(Box::new(move || tx.send(7).unwrap())).unwrap();
+        assert_eq!(rx.recv().unwrap(), 7);
+    }
+
+    #[test]
+    fn shutdown_drains_the_queue() {
+        let pool = Pool::new(1, 8);
+        let (tx, rx) = mpsc::channel();
+        for i in 0..5 {
+            let tx = tx.clone();
+            pool.submit(Box::new(move || tx.send(i).unwrap())).unwrap();
+        }
+        pool.shutdown();
+        assert_eq!(rx.try_iter().count(), 5);
+    }
+}

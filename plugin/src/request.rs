@@ -1,0 +1,273 @@
+//! ICompleteArguments (Puter's `complete()` argument, as JSON) -> the body of
+//! Moonshot's POST /chat/completions, with every rule checked before sending.
+
+use serde_json::{json, Map, Value};
+
+use crate::catalog::{self, ModelCard, ResolveError, Sampling, Thinking};
+use crate::config::Config;
+use crate::error::{ErrorKind, ProviderError};
+use crate::messages::{self, Conversation};
+
+/// A request ready to send, and what the result must report about it.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The catalog entry that serves the request (after any migration).
+    pub card: &'static ModelCard,
+    /// The id the caller asked for, when it was migrated.
+    pub migrated_from: Option<&'static str>,
+    pub migration_reason: Option<String>,
+    pub stream: bool,
+    /// The JSON body for Moonshot.
+    pub body: Map<String, Value>,
+    /// Partial mode's prefix; the result starts with it exactly once.
+    pub partial_prefix: Option<String>,
+    /// What the plugin changed to satisfy the model's rules, in words.
+    pub adjustments: Vec<String>,
+}
+
+fn bad_request(message: impl Into<String>) -> ProviderError {
+    ProviderError::invalid_request(message)
+}
+
+/// Builds the Moonshot request from the host's arguments.
+pub fn prepare(args: &Value, config: &Config) -> Result<Prepared, ProviderError> {
+    let args = args
+        .as_object()
+        .ok_or_else(|| ProviderError::invalid_argument("the request must be a JSON object"))?;
+    let conversation = messages::convert(args.get("messages"), args.get("prompt"))?;
+    let model_name = match args.get("model") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) => Some(name.as_str()),
+        Some(_) => return Err(ProviderError::invalid_argument("'model' must be a string")),
+    };
+    let needs_media = conversation.has_image || conversation.has_video;
+    let resolution = catalog::resolve(
+        model_name,
+        config.clock.today(),
+        config.retired_models,
+        needs_media,
+    )
+    .map_err(resolve_error)?;
+    let card = resolution.card;
+    check_modalities(card, &conversation)?;
+
+    let stream = match args.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ProviderError::invalid_argument(
+                "'stream' must be true or false",
+            ))
+        }
+    };
+
+    let mut adjustments = Vec::new();
+    let Conversation {
+        mut messages,
+        partial_prefix,
+        ..
+    } = conversation;
+    let thinking_on = card.thinking.on_by_default();
+    if thinking_on {
+        messages::ensure_reasoning_on_tool_calls(&mut messages);
+    }
+
+    let mut body = Map::new();
+    body.insert("model".into(), json!(card.id));
+    body.insert("messages".into(), Value::Array(messages));
+    body.insert(
+        "max_completion_tokens".into(),
+        json!(max_tokens(args, card)?),
+    );
+    sampling(args, card, thinking_on, &mut body, &mut adjustments)?;
+    if stream {
+        body.insert("stream".into(), json!(true));
+        body.insert("stream_options".into(), json!({"include_usage": true}));
+    }
+
+    Ok(Prepared {
+        card,
+        migrated_from: resolution.migrated_from,
+        migration_reason: resolution.reason,
+        stream,
+        body,
+        partial_prefix,
+        adjustments,
+    })
+}
+
+fn resolve_error(err: ResolveError) -> ProviderError {
+    let kind = match err {
+        ResolveError::Retired { .. } => ErrorKind::ModelRetired,
+        _ => ErrorKind::UnknownModel,
+    };
+    ProviderError::new(kind, err.to_string())
+}
+
+fn check_modalities(card: &ModelCard, conversation: &Conversation) -> Result<(), ProviderError> {
+    use catalog::Modality;
+    for (present, modality) in [
+        (conversation.has_image, Modality::Image),
+        (conversation.has_video, Modality::Video),
+    ] {
+        if present && !card.accepts(modality) {
+            return Err(bad_request(format!(
+                "model '{}' does not accept {} input",
+                card.id,
+                modality.as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn max_tokens(args: &Map<String, Value>, card: &ModelCard) -> Result<u64, ProviderError> {
+    let given = args
+        .get("max_completion_tokens")
+        .or_else(|| args.get("max_tokens"));
+    match given {
+        None | Some(Value::Null) => Ok(card.default_max_tokens.min(card.max_output)),
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 && n <= card.max_output => Ok(n),
+            _ => Err(bad_request(format!(
+                "'max_tokens' must be a whole number from 1 to {} for {}",
+                card.max_output, card.id
+            ))),
+        },
+    }
+}
+
+/// temperature / top_p / n / penalties: omitted where the model pins them
+/// (sending any other value is a 400 there), validated elsewhere.
+fn sampling(
+    args: &Map<String, Value>,
+    card: &ModelCard,
+    thinking_on: bool,
+    body: &mut Map<String, Value>,
+    adjustments: &mut Vec<String>,
+) -> Result<(), ProviderError> {
+    let number = |name: &str| -> Result<Option<f64>, ProviderError> {
+        match args.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v.as_f64().map(Some).ok_or_else(|| {
+                ProviderError::invalid_argument(format!("'{name}' must be a number"))
+            }),
+        }
+    };
+    let temperature = number("temperature")?;
+    let top_p = number("top_p")?;
+    match card.sampling {
+        Sampling::Free => {
+            if let Some(t) = temperature {
+                if !(0.0..=1.0).contains(&t) {
+                    return Err(bad_request(format!(
+                        "'temperature' must be between 0 and 1 for {}",
+                        card.id
+                    )));
+                }
+                body.insert("temperature".into(), json!(t));
+            }
+            if let Some(p) = top_p {
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(bad_request("'top_p' must be between 0 and 1"));
+                }
+                body.insert("top_p".into(), json!(p));
+            }
+        }
+        Sampling::PinnedByThinking | Sampling::PinnedOne => {
+            let pinned = match (card.sampling, thinking_on, card.thinking) {
+                (Sampling::PinnedByThinking, false, Thinking::Toggle | Thinking::ToggleKeep) => 0.6,
+                _ => 1.0,
+            };
+            if let Some(t) = temperature {
+                if (t - pinned).abs() > 1e-9 {
+                    adjustments.push(format!(
+                        "temperature {t} omitted: {} only allows {pinned} here",
+                        card.id
+                    ));
+                }
+            }
+            if top_p.is_some_and(|p| (p - 0.95).abs() > 1e-9) {
+                adjustments.push(format!("top_p omitted: {} pins it to 0.95", card.id));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::date::{Clock, Date};
+
+    fn config() -> Config {
+        let mut c = Config::from_json(r#"{"apiKey":"sk-test"}"#).unwrap();
+        c.clock = Clock::Fixed(Date::new(2026, 11, 25));
+        c
+    }
+
+    #[test]
+    fn plain_chat_body() {
+        let p = prepare(
+            &json!({"messages":[{"content":"Hello"}],"stream":true}),
+            &config(),
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(p.body),
+            json!({
+                "model":"kimi-k2.6",
+                "messages":[{"role":"user","content":"Hello"}],
+                "max_completion_tokens":32768,
+                "stream":true,
+                "stream_options":{"include_usage":true}
+            })
+        );
+        assert!(p.stream);
+    }
+
+    #[test]
+    fn retired_model_is_migrated_and_reported() {
+        let p = prepare(
+            &json!({"messages":"hi","model":"moonshot-v1-8k"}),
+            &config(),
+        )
+        .unwrap();
+        assert_eq!(p.card.id, "kimi-k2.6");
+        assert_eq!(p.migrated_from, Some("moonshot-v1-8k"));
+        assert_eq!(p.body["model"], json!("kimi-k2.6"));
+    }
+
+    #[test]
+    fn unknown_model_is_refused() {
+        let err = prepare(&json!({"messages":"hi","model":"gpt-9"}), &config()).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::UnknownModel);
+    }
+
+    #[test]
+    fn pinned_temperature_is_omitted_and_said() {
+        let p = prepare(&json!({"messages":"hi","temperature":0.2}), &config()).unwrap();
+        assert!(!p.body.contains_key("temperature"));
+        assert_eq!(
+            p.adjustments,
+            vec!["temperature 0.2 omitted: kimi-k2.6 only allows 1 here".to_string()]
+        );
+    }
+
+    #[test]
+    fn media_to_a_text_model_is_refused() {
+        let err = prepare(
+            &json!({"messages":[{"content":[{"image_url":"data:image/png;base64,AA"}]}],"model":"kimi-k2.6"}),
+            &config(),
+        )
+        .unwrap_err();
+        assert_eq!(err.message, "model 'kimi-k2.6' does not accept image input");
+    }
+
+    #[test]
+    fn max_tokens_is_sent_as_max_completion_tokens() {
+        let p = prepare(&json!({"messages":"hi","max_tokens":100}), &config()).unwrap();
+        assert_eq!(p.body["max_completion_tokens"], json!(100));
+        assert!(prepare(&json!({"messages":"hi","max_tokens":0}), &config()).is_err());
+    }
+}

@@ -1,0 +1,414 @@
+//! Moonshot's chat.completion(.chunk) JSON -> Puter's stream parts and the
+//! final message (MOONSHOT-API.md §4).
+//!
+//! A `Turn` is fed either stream chunks (`apply_chunk`) or one whole
+//! completion (`apply_completion`); it emits text and reasoning parts as they
+//! come and assembles tool calls by index, emitting them whole at the end.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::{ErrorKind, ProviderError};
+use crate::metering::{Usage, WireUsage};
+
+/// What a part's consumer wants next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Receives serialised stream parts, in order.
+pub trait PartSink {
+    fn part(&mut self, json: &str) -> Flow;
+}
+
+/// One stream part in Puter's NDJSON vocabulary.
+#[derive(Serialize, Debug)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Part<'a> {
+    Text {
+        text: &'a str,
+    },
+    Reasoning {
+        reasoning: &'a str,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: &'a Value,
+    },
+    Usage {
+        usage: &'a Value,
+    },
+}
+
+impl Part<'_> {
+    pub fn to_json(&self) -> String {
+        // Serialising these borrowed shapes cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A tool call being assembled from deltas.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ToolCall {
+    pub index: usize,
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+impl ToolCall {
+    /// The arguments parsed, or `{}` when they are empty; a malformed string
+    /// is kept as `{"_raw": "..."}` so nothing is lost.
+    pub fn input(&self) -> Value {
+        if self.arguments.trim().is_empty() {
+            return json!({});
+        }
+        serde_json::from_str(&self.arguments).unwrap_or_else(|_| json!({"_raw": self.arguments}))
+    }
+
+    pub fn to_openai(&self) -> Value {
+        json!({"id": self.id, "type": self.kind, "function": {"name": self.name, "arguments": self.arguments}})
+    }
+}
+
+/// One model response (one round of a web-search loop), as it accumulates.
+#[derive(Debug, Default)]
+pub struct Turn {
+    pub content: String,
+    pub reasoning: String,
+    pub tool_calls: Vec<ToolCall>,
+    pub finish_reason: Option<String>,
+    /// The model the response names (moonshot-v1-auto names its tier).
+    pub model: Option<String>,
+    top_usage: Option<Usage>,
+    choice_usage: Option<Usage>,
+    /// A part callback asked to stop.
+    pub stopped: bool,
+}
+
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    choices: Option<Vec<ChunkChoice<'a>>>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice<'a> {
+    #[serde(default)]
+    index: Option<u32>,
+    #[serde(borrow, default)]
+    delta: Option<Delta<'a>>,
+    #[serde(borrow, default)]
+    message: Option<Delta<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_calls: Option<Vec<ToolCallDelta<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallDelta<'a> {
+    #[serde(default)]
+    index: Option<usize>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    function: Option<FunctionDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDelta<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+fn malformed(what: &str, e: serde_json::Error) -> ProviderError {
+    ProviderError::new(
+        ErrorKind::Protocol,
+        format!("upstream sent a malformed {what}: {e}"),
+    )
+}
+
+impl Turn {
+    /// Applies one stream chunk (an SSE data payload other than `[DONE]`).
+    pub fn apply_chunk(
+        &mut self,
+        data: &str,
+        sink: &mut dyn PartSink,
+    ) -> Result<(), ProviderError> {
+        let chunk: Chunk = serde_json::from_str(data).map_err(|e| malformed("stream chunk", e))?;
+        self.apply(chunk, sink, true);
+        Ok(())
+    }
+
+    /// Applies a whole non-stream chat.completion; emits no parts.
+    pub fn apply_completion(&mut self, body: &str) -> Result<(), ProviderError> {
+        let chunk: Chunk = serde_json::from_str(body).map_err(|e| malformed("completion", e))?;
+        if chunk.choices.as_ref().is_none_or(|c| c.is_empty()) {
+            return Err(ProviderError::new(
+                ErrorKind::Protocol,
+                "upstream completion has no choices",
+            ));
+        }
+        self.apply(chunk, &mut NoParts, false);
+        Ok(())
+    }
+
+    fn apply(&mut self, chunk: Chunk, sink: &mut dyn PartSink, streaming: bool) {
+        if let Some(model) = chunk.model {
+            if self.model.as_deref() != Some(&model) {
+                self.model = Some(model.into_owned());
+            }
+        }
+        if let Some(usage) = chunk.usage {
+            self.top_usage = Some(usage.to_usage());
+        }
+        // Only the first choice is followed (n > 1 is not streamed).
+        for choice in chunk
+            .choices
+            .into_iter()
+            .flatten()
+            .filter(|c| c.index.unwrap_or(0) == 0)
+        {
+            if let Some(delta) = choice.delta.or(choice.message) {
+                self.apply_delta(delta, sink, streaming);
+            }
+            if let Some(reason) = choice.finish_reason {
+                self.finish_reason = Some(reason.into_owned());
+            }
+            if let Some(usage) = choice.usage {
+                self.choice_usage = Some(usage.to_usage());
+            }
+        }
+    }
+
+    fn apply_delta(&mut self, delta: Delta, sink: &mut dyn PartSink, streaming: bool) {
+        if let Some(reasoning) = delta.reasoning_content.filter(|r| !r.is_empty()) {
+            self.reasoning.push_str(&reasoning);
+            if streaming {
+                self.emit(
+                    sink,
+                    &Part::Reasoning {
+                        reasoning: &reasoning,
+                    },
+                );
+            }
+        }
+        if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+            self.content.push_str(&text);
+            if streaming {
+                self.emit(sink, &Part::Text { text: &text });
+            }
+        }
+        for (position, call) in delta.tool_calls.into_iter().flatten().enumerate() {
+            let index = call.index.unwrap_or(position);
+            let slot = match self.tool_calls.iter().position(|c| c.index == index) {
+                Some(i) => &mut self.tool_calls[i],
+                None => {
+                    self.tool_calls.push(ToolCall {
+                        index,
+                        kind: "function".into(),
+                        ..ToolCall::default()
+                    });
+                    self.tool_calls.last_mut().expect("just pushed")
+                }
+            };
+            if let Some(id) = call.id.filter(|id| !id.is_empty()) {
+                slot.id = id.into_owned();
+            }
+            if let Some(kind) = call.kind {
+                slot.kind = kind.into_owned();
+            }
+            if let Some(function) = call.function {
+                if let Some(name) = function.name.filter(|n| !n.is_empty()) {
+                    slot.name = name.into_owned();
+                }
+                if let Some(arguments) = function.arguments {
+                    slot.arguments.push_str(&arguments);
+                }
+            }
+        }
+    }
+
+    fn emit(&mut self, sink: &mut dyn PartSink, part: &Part) {
+        if !self.stopped && sink.part(&part.to_json()) == Flow::Stop {
+            self.stopped = true;
+        }
+    }
+
+    /// Emits the assembled tool calls, once the response is complete.
+    pub fn emit_tool_calls(&mut self, sink: &mut dyn PartSink) {
+        let calls = std::mem::take(&mut self.tool_calls);
+        for call in &calls {
+            let input = call.input();
+            self.emit(
+                sink,
+                &Part::ToolUse {
+                    id: &call.id,
+                    name: &call.name,
+                    input: &input,
+                },
+            );
+        }
+        self.tool_calls = calls;
+    }
+
+    /// Usage as Moonshot reported it: top-level first, else the choice's.
+    pub fn usage(&self) -> Option<Usage> {
+        self.top_usage.or(self.choice_usage)
+    }
+}
+
+struct NoParts;
+
+impl PartSink for NoParts {
+    fn part(&mut self, _json: &str) -> Flow {
+        Flow::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Collect(Vec<Value>);
+
+    impl PartSink for Collect {
+        fn part(&mut self, json: &str) -> Flow {
+            self.0.push(serde_json::from_str(json).unwrap());
+            Flow::Continue
+        }
+    }
+
+    #[test]
+    fn deltas_become_parts_in_order() {
+        let mut turn = Turn::default();
+        let mut sink = Collect::default();
+        for data in [
+            r#"{"model":"kimi-k2.6","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"reasoning_content":"Think"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"Hel"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"lo"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop","usage":{"prompt_tokens":9,"completion_tokens":3,"cached_tokens":4}}]}"#,
+        ] {
+            turn.apply_chunk(data, &mut sink).unwrap();
+        }
+        assert_eq!(
+            sink.0,
+            vec![
+                json!({"type":"reasoning","reasoning":"Think"}),
+                json!({"type":"text","text":"Hel"}),
+                json!({"type":"text","text":"lo"}),
+            ]
+        );
+        assert_eq!(turn.content, "Hello");
+        assert_eq!(turn.finish_reason.as_deref(), Some("stop"));
+        assert_eq!(turn.usage().unwrap().cached_tokens, 4);
+        assert_eq!(turn.model.as_deref(), Some("kimi-k2.6"));
+    }
+
+    #[test]
+    fn top_level_usage_wins_over_the_choice() {
+        let mut turn = Turn::default();
+        let mut sink = Collect::default();
+        turn.apply_chunk(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop","usage":{"prompt_tokens":1}}]}"#, &mut sink)
+            .unwrap();
+        turn.apply_chunk(r#"{"choices":[],"usage":{"prompt_tokens":2,"prompt_tokens_details":{"cached_tokens":1}}}"#, &mut sink)
+            .unwrap();
+        assert_eq!(turn.usage().unwrap().prompt_tokens, 2);
+        assert_eq!(turn.usage().unwrap().cached_tokens, 1);
+    }
+
+    #[test]
+    fn tool_calls_assemble_by_index() {
+        let mut turn = Turn::default();
+        let mut sink = Collect::default();
+        for data in [
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"functions.add:0","type":"function","function":{"name":"add","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"search:1","type":"function","function":{"name":"search","arguments":"{\"q\":"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"a\":1,"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"b\":2}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"\"kimi\"}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+        ] {
+            turn.apply_chunk(data, &mut sink).unwrap();
+        }
+        assert!(
+            sink.0.is_empty(),
+            "tool calls are emitted whole, at the end"
+        );
+        turn.emit_tool_calls(&mut sink);
+        assert_eq!(
+            sink.0,
+            vec![
+                json!({"type":"tool_use","id":"functions.add:0","name":"add","input":{"a":1,"b":2}}),
+                json!({"type":"tool_use","id":"search:1","name":"search","input":{"q":"kimi"}}),
+            ]
+        );
+    }
+
+    #[test]
+    fn non_stream_completion() {
+        let mut turn = Turn::default();
+        turn.apply_completion(
+            r#"{"model":"moonshot-v1-8k","choices":[{"index":0,"message":{"role":"assistant","content":"Hi","reasoning_content":"R"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (turn.content.as_str(), turn.reasoning.as_str()),
+            ("Hi", "R")
+        );
+        assert_eq!(turn.usage().unwrap().prompt_tokens, 5);
+        assert_eq!(turn.model.as_deref(), Some("moonshot-v1-8k"));
+    }
+
+    #[test]
+    fn malformed_chunks_are_protocol_errors() {
+        let mut turn = Turn::default();
+        let err = turn
+            .apply_chunk("{not json", &mut Collect::default())
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Protocol);
+        assert!(turn.apply_completion(r#"{"choices":[]}"#).is_err());
+    }
+
+    #[test]
+    fn escaped_text_survives() {
+        let mut turn = Turn::default();
+        let mut sink = Collect::default();
+        turn.apply_chunk(
+            r#"{"choices":[{"index":0,"delta":{"content":"line\n\"q\" 你好"}}]}"#,
+            &mut sink,
+        )
+        .unwrap();
+        assert_eq!(
+            sink.0,
+            vec![json!({"type":"text","text":"line\n\"q\" 你好"})]
+        );
+    }
+}

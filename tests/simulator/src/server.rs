@@ -1,0 +1,144 @@
+//! The accept loop, one thread per connection, and request routing.
+
+use std::io::{BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::http::{self, ReadError};
+use crate::kimi;
+use crate::respond;
+use crate::script::Reply;
+use crate::state::Shared;
+use crate::RecordedRequest;
+
+/// Read and write timeout of accepted sockets.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once; more are answered 503 right away.
+const MAX_CONNECTIONS: usize = 256;
+/// How long an unread request body is drained after an early error reply.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Accepts until shutdown, handing each connection to its own thread.
+pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    for incoming in listener.incoming() {
+        if shared.is_stopping() {
+            break;
+        }
+        let stream = match incoming {
+            Ok(stream) => stream,
+            Err(_) => {
+                // E.g. out of file descriptors: back off briefly instead of spinning.
+                if !shared.pause(Duration::from_millis(10)) {
+                    break;
+                }
+                continue;
+            }
+        };
+        if shared.open_connections() >= MAX_CONNECTIONS {
+            refuse(stream, &shared);
+            continue;
+        }
+        let Ok(closer) = stream.try_clone() else {
+            continue;
+        };
+        let id = shared.register(closer);
+        let worker = Arc::clone(&shared);
+        let spawned = thread::Builder::new()
+            .name(format!("moonshot-sim-conn-{id}"))
+            .spawn(move || {
+                serve(stream, &worker);
+                worker.unregister(id);
+            });
+        match spawned {
+            Ok(handle) => shared.add_thread(handle),
+            Err(_) => shared.unregister(id),
+        }
+    }
+}
+
+/// Answers 503 on an over-limit connection without reading it.
+fn refuse(mut stream: TcpStream, shared: &Shared) {
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let reply = Reply::error(
+        503,
+        "engine_overloaded_error",
+        "simulator: too many connections",
+    );
+    let _ = respond::send(&mut stream, reply, shared);
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// Serves the one request of a connection, then closes it.
+fn serve(stream: TcpStream, shared: &Shared) {
+    if stream.set_read_timeout(Some(IO_TIMEOUT)).is_err()
+        || stream.set_write_timeout(Some(IO_TIMEOUT)).is_err()
+    {
+        return;
+    }
+    let mut reader = BufReader::new(&stream);
+    let mut writer = &stream;
+    let read = http::read_request(&mut reader, || {
+        let mut w = &stream;
+        w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        w.flush()
+    });
+    match read {
+        Ok(request) => {
+            let reply = route(&request, shared);
+            shared.record(request);
+            let _ = respond::send(&mut writer, reply, shared);
+        }
+        Err(ReadError::Gone) => {}
+        Err(ReadError::Reject(status, message)) => {
+            let reply = Reply::error(status, "invalid_request_error", &message);
+            let _ = respond::send(&mut writer, reply, shared);
+            let _ = stream.shutdown(Shutdown::Write);
+            drain(reader, shared);
+            return;
+        }
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// Reads and drops what the client still sends (bounded in time), so closing the socket with
+/// unread data does not reset the connection before the client reads the error reply.
+fn drain(mut reader: BufReader<&TcpStream>, shared: &Shared) {
+    let deadline = Instant::now() + DRAIN_TIME;
+    let mut buf = [0u8; 16 * 1024];
+    while !shared.is_stopping() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || reader.get_ref().set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Picks the reply for a request: a scripted one for chat completions when queued, else the
+/// default behaviour.
+fn route(request: &RecordedRequest, shared: &Shared) -> Reply {
+    let path = request.route();
+    match (request.method.as_str(), path) {
+        ("POST", "/v1/chat/completions") => match shared.pop() {
+            Some(reply) => {
+                if let Some(body) = request.json() {
+                    shared.kimi.note_cache_key(&body);
+                }
+                reply
+            }
+            None => shared.kimi.chat(&request.body),
+        },
+        ("GET", "/v1/models") => kimi::models(),
+        ("POST", "/v1/tokenizers/estimate-token-count") => shared.kimi.estimate(&request.body),
+        (method, _) => Reply::error(
+            404,
+            "resource_not_found_error",
+            &format!("simulator: no route for {method} {path}"),
+        ),
+    }
+}
