@@ -214,10 +214,14 @@ fn run_job(
             &mut HostSink(callbacks.as_mut()),
         )
     }))
-    .unwrap_or_else(|panic| Err((error::from_panic(panic), None)));
+    .unwrap_or_else(|panic| Err(job::Failure::new(error::from_panic(panic), None)));
     let (status, text) = match outcome {
         Ok(result) => (0, result.to_string()),
-        Err((err, partial)) => {
+        Err(failure) => {
+            let job::Failure {
+                error: err,
+                partial,
+            } = *failure;
             let err = redact(err, config.api_key.expose());
             let mut details = err.to_json();
             if let Some(partial) = partial {

@@ -20,6 +20,19 @@ use crate::stream::{Flow, Part, PartSink, Turn};
 const MAX_SSE_LINE: usize = 16 * 1024 * 1024;
 const READ_BUFFER: usize = 16 * 1024;
 
+/// How a request failed, with what it had received by then.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: ProviderError,
+    pub partial: Option<Value>,
+}
+
+impl Failure {
+    pub fn new(error: ProviderError, partial: Option<Value>) -> Box<Failure> {
+        Box::new(Failure { error, partial })
+    }
+}
+
 /// Runs a prepared request to its end. Parts go to `sink` as they arrive;
 /// the return value is the final result or the error plus what was received.
 pub fn run(
@@ -28,10 +41,10 @@ pub fn run(
     client: &Client,
     cancel: &CancelToken,
     sink: &mut dyn PartSink,
-) -> Result<Value, (ProviderError, Option<Value>)> {
+) -> Result<Value, Box<Failure>> {
     let deadline = Instant::now() + config.timeouts.total;
     let body = serde_json::to_vec(&prepared.body)
-        .map_err(|e| (ProviderError::internal(e.to_string()), None))?;
+        .map_err(|e| Failure::new(ProviderError::internal(e.to_string()), None))?;
     let mut turn = Turn::default();
     let mut guard = StopGuard {
         inner: sink,
@@ -98,7 +111,7 @@ pub fn run(
                 let (usage_value, _) = bill_turn(prepared, config, &turn, true);
                 result_json(prepared, &turn, usage_value, None)
             });
-            Err((err, partial))
+            Err(Failure::new(err, partial))
         }
     }
 }

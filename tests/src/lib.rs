@@ -1,1 +1,5 @@
+//! Shared helpers of the integration tests: the header generator, locating
+//! and loading the built plugin, and small ABI conveniences.
 
+pub mod header;
+pub mod plugin;

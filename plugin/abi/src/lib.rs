@@ -14,6 +14,9 @@
 
 use std::ffi::{c_char, c_void};
 
+#[doc(hidden)]
+pub mod layout_fixture;
+
 use abi_stable::{
     declare_root_module_statics, library::RootModule, package_version_strings,
     sabi_types::VersionStrings, StableAbi,

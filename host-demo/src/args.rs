@@ -1,0 +1,148 @@
+//! Command-line parsing (a handful of flags; no parser crate needed).
+
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+usage: host-demo <command> [options]
+
+commands:
+  chat PROMPT      chat through the plugin, streaming the reply as it arrives
+  models           the models served today: context, modalities, prices per 1M tokens
+  list             the model ids and aliases the provider answers to
+
+chat options:
+  --model M        model id, alias or puterId (default: the provider's default)
+  --provider P     moonshot, moonshot-ai, moonshotai or kimi
+  --system TEXT    a system message before the prompt
+  --max-tokens N   output token limit
+  --no-stream      ask for the whole answer at once
+  --output FORMAT  text (default) or ndjson: one JSON line per stream part, then the result
+
+global options:
+  --config FILE    Puter-style config: {\"providers\":{\"moonshot\":{\"apiKey\":\"...\"}}}
+  --library PATH   the provider library (default: the one built beside host-demo)
+
+environment: MOONSHOT_API_KEY (used when the config has no key), MOONSHOT_BASE_URL.
+Without any key, host-demo answers from the offline simulator.";
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Chat(String),
+    Models,
+    List,
+    Help,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Ndjson,
+}
+
+#[derive(Debug)]
+pub struct Options {
+    pub command: Command,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub system: Option<String>,
+    pub max_tokens: Option<u64>,
+    pub stream: bool,
+    pub output: Output,
+    pub config: Option<PathBuf>,
+    pub library: Option<PathBuf>,
+}
+
+pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut args = args.peekable();
+    let mut options = Options {
+        command: Command::Help,
+        model: None,
+        provider: None,
+        system: None,
+        max_tokens: None,
+        stream: true,
+        output: Output::Text,
+        config: None,
+        library: None,
+    };
+    let mut command: Option<String> = None;
+    let mut positional: Vec<String> = Vec::new();
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(options),
+            "--model" => options.model = Some(value("--model")?),
+            "--provider" => options.provider = Some(value("--provider")?),
+            "--system" => options.system = Some(value("--system")?),
+            "--max-tokens" => {
+                let n = value("--max-tokens")?;
+                options.max_tokens = Some(
+                    n.parse()
+                        .map_err(|_| format!("--max-tokens takes a number, not '{n}'"))?,
+                );
+            }
+            "--no-stream" => options.stream = false,
+            "--output" => {
+                options.output = match value("--output")?.as_str() {
+                    "text" => Output::Text,
+                    "ndjson" => Output::Ndjson,
+                    other => return Err(format!("--output takes text or ndjson, not '{other}'")),
+                }
+            }
+            "--config" => options.config = Some(PathBuf::from(value("--config")?)),
+            "--library" => options.library = Some(PathBuf::from(value("--library")?)),
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            _ if command.is_none() => command = Some(arg),
+            _ => positional.push(arg),
+        }
+    }
+    options.command = match command.as_deref() {
+        None | Some("help") => Command::Help,
+        Some("chat") => {
+            if positional.is_empty() {
+                return Err("chat needs a PROMPT".into());
+            }
+            Command::Chat(positional.join(" "))
+        }
+        Some("models") => Command::Models,
+        Some("list") => Command::List,
+        Some(other) => return Err(format!("unknown command '{other}'")),
+    };
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(line: &str) -> Result<Options, String> {
+        parse(line.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn chat_with_flags_anywhere() {
+        let o =
+            parse_str("--config c.json chat hello there --model kimi --no-stream --output ndjson")
+                .unwrap();
+        assert_eq!(o.command, Command::Chat("hello there".into()));
+        assert_eq!(o.model.as_deref(), Some("kimi"));
+        assert!(!o.stream);
+        assert_eq!(o.output, Output::Ndjson);
+        assert_eq!(o.config, Some(PathBuf::from("c.json")));
+    }
+
+    #[test]
+    fn errors() {
+        assert!(parse_str("chat").unwrap_err().contains("PROMPT"));
+        assert!(parse_str("chat hi --output xml")
+            .unwrap_err()
+            .contains("text or ndjson"));
+        assert!(parse_str("chat hi --bogus")
+            .unwrap_err()
+            .contains("unknown option"));
+        assert!(parse_str("fly").unwrap_err().contains("unknown command"));
+        assert!(parse_str("chat hi --model")
+            .unwrap_err()
+            .contains("needs a value"));
+    }
+}
