@@ -22,6 +22,11 @@ pub struct Plugin {
     pub path: PathBuf,
 }
 
+// SAFETY: the table is static and immutable, and the header allows its
+// functions on any thread.
+unsafe impl Send for Plugin {}
+unsafe impl Sync for Plugin {}
+
 /// The library file name on this platform.
 pub fn library_file_name() -> String {
     format!(

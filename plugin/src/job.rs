@@ -99,7 +99,7 @@ pub fn run(
                     .to_json(),
                 );
             }
-            Ok(result_json(prepared, &turn, usage_value, request_id))
+            Ok(result_json(prepared, &turn, usage_value, request_id, true))
         }
         Err(err) => {
             let err = if cancel.is_cancelled() || guard.stopped {
@@ -109,7 +109,7 @@ pub fn run(
             };
             let partial = received_anything(&turn).then(|| {
                 let (usage_value, _) = bill_turn(prepared, config, &turn, true);
-                result_json(prepared, &turn, usage_value, None)
+                result_json(prepared, &turn, usage_value, None, false)
             });
             Err(Failure::new(err, partial))
         }
@@ -251,11 +251,14 @@ fn estimate(prepared: &Prepared, turn: &Turn) -> Usage {
 }
 
 /// Puter's IChatMessageResult, plus what the host needs to explain it.
+/// `complete` is false for the partial result of a failed request, whose
+/// finish_reason stays null unless Moonshot sent one.
 fn result_json(
     prepared: &Prepared,
     turn: &Turn,
     usage: Value,
     request_id: Option<String>,
+    complete: bool,
 ) -> Value {
     let mut content = String::new();
     if let Some(prefix) = &prepared.partial_prefix {
@@ -278,7 +281,11 @@ fn result_json(
     let served = served_card(prepared, turn);
     let mut result = json!({
         "message": Value::Object(message),
-        "finish_reason": turn.finish_reason.clone().unwrap_or_else(|| "stop".into()),
+        "finish_reason": match (&turn.finish_reason, complete) {
+            (Some(reason), _) => json!(reason),
+            (None, true) => json!("stop"),
+            (None, false) => Value::Null,
+        },
         "usage": usage,
         "model": served.id,
     });

@@ -1,5 +1,6 @@
 //! Shared helpers of the integration tests: the header generator, locating
 //! and loading the built plugin, and small ABI conveniences.
 
+pub mod harness;
 pub mod header;
 pub mod plugin;

@@ -1,0 +1,503 @@
+//! A real C consumer of the plugin: `tests/c/host.c` is compiled with gcc
+//! against `include/moonshot_provider.h`, loads the built cdylib with dlopen
+//! and talks to the simulator; `tests/c/header_check.cpp` proves the header
+//! is valid C++ with working `extern "C"` guards.
+//!
+//! gcc and g++ are required: when either is missing the tests fail (CI
+//! installs them); nothing is skipped.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use moonshot_simulator::{Reply, ReplySpec, Simulator, UsageSpec};
+use moonshot_tests::header::workspace_root;
+use moonshot_tests::plugin::plugin_path;
+use serde_json::Value;
+
+const HOST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The slow stream the host cancels: 10 text parts, one every 200 ms.
+const SLOW_CONTENT: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCD";
+const SLOW_CHUNK_CHARS: usize = 4;
+
+/// A fresh directory under the system temp dir, removed on drop unless the
+/// test failed (then it is kept for a look and its path printed).
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(what: &str) -> ScratchDir {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("moonshot-{what}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        ScratchDir(dir)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("kept {} for inspection", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// Runs a compiler; fails the test with its stderr when it fails, and with a
+/// clear message when it is not installed.
+fn compile(compiler: &str, args: &[&std::ffi::OsStr]) {
+    let output = match Command::new(compiler).args(args).output() {
+        Ok(output) => output,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "`{compiler}` is not installed or not on PATH: the C/C++ consumer tests need gcc and g++ \
+             (e.g. `apt-get install gcc g++`); they are not skipped"
+        ),
+        Err(e) => panic!("cannot run `{compiler}`: {e}"),
+    };
+    assert!(
+        output.status.success(),
+        "`{compiler} {}` failed ({}):\n{}{}",
+        args.iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn include_dir() -> PathBuf {
+    workspace_root().join("include")
+}
+
+fn c_source(name: &str) -> PathBuf {
+    workspace_root().join("tests/c").join(name)
+}
+
+/// `gcc -std=c11 -Wall -Wextra -Wpedantic -Werror -I include tests/c/host.c -ldl -lpthread`
+fn build_host(dir: &Path) -> PathBuf {
+    let exe = dir.join("host");
+    let include = include_dir();
+    let source = c_source("host.c");
+    compile(
+        "gcc",
+        &[
+            "-std=c11".as_ref(),
+            "-Wall".as_ref(),
+            "-Wextra".as_ref(),
+            "-Wpedantic".as_ref(),
+            "-Werror".as_ref(),
+            "-I".as_ref(),
+            include.as_os_str(),
+            source.as_os_str(),
+            "-ldl".as_ref(),
+            "-lpthread".as_ref(),
+            "-o".as_ref(),
+            exe.as_os_str(),
+        ],
+    );
+    exe
+}
+
+/// Runs `exe args` to its end or kills it after `timeout`; returns the exit
+/// status, stdout and stderr (read on their own threads so a full pipe
+/// cannot stall the child).
+fn run_with_timeout(exe: &Path, args: &[&str], timeout: Duration) -> (ExitStatus, String, String) {
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait().expect("try_wait on the host") {
+            Some(status) => break Some(status),
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            None => thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    let out = stdout.join().expect("stdout reader");
+    let err = stderr.join().expect("stderr reader");
+    match status {
+        Some(status) => (status, out, err),
+        None => panic!(
+            "the C host did not finish within {timeout:?} and was killed\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
+        ),
+    }
+}
+
+fn parse(json: &str, what: &str) -> Value {
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{what} is not JSON ({e}): {json}"))
+}
+
+/// The rest of the one line starting with `prefix `; fails unless exactly one does.
+fn one_line<'a>(lines: &[&'a str], prefix: &str) -> &'a str {
+    let with = format!("{prefix} ");
+    let found: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(with.as_str()))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one `{prefix} ...` line, got {found:?}"
+    );
+    found[0]
+}
+
+/// Splits `"<status> <json>"`.
+fn status_and_json(rest: &str, what: &str) -> (i32, Value) {
+    let (status, json) = rest
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("{what}: no JSON after the status in {rest:?}"));
+    let status = status
+        .parse()
+        .unwrap_or_else(|_| panic!("{what}: bad status {status:?}"));
+    (status, parse(json, what))
+}
+
+/// Every `prefix <json>` line, parsed, in order.
+fn parts(lines: &[&str], prefix: &str) -> Vec<Value> {
+    let with = format!("{prefix} ");
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(with.as_str()))
+        .map(|json| parse(json, prefix))
+        .collect()
+}
+
+/// The usage the streaming answer must report: 12 prompt tokens of which 4
+/// cached, 6 output; kimi-k2.6 at 95 / 16 / 400 microcents a token.
+fn assert_stream_usage(usage: &Value, what: &str) {
+    assert_eq!(usage["prompt_tokens"], 12, "{what}: {usage}");
+    assert_eq!(usage["cached_tokens"], 4, "{what}: {usage}");
+    assert_eq!(usage["completion_tokens"], 6, "{what}: {usage}");
+    assert_eq!(usage["estimated"], false, "{what}: {usage}");
+    assert_eq!(usage["cost"]["model"], "kimi-k2.6", "{what}: {usage}");
+    assert_eq!(
+        usage["cost"]["total_ucents"],
+        8 * 95 + 4 * 16 + 6 * 400,
+        "{what}: {usage}"
+    );
+    assert_eq!(usage["cost"]["total_ucents"], 3224, "{what}: {usage}");
+}
+
+#[test]
+fn header_compiles_as_cpp_with_c_linkage() {
+    let dir = ScratchDir::new("header-check");
+    let object = dir.0.join("header_check.o");
+    let include = include_dir();
+    let source = c_source("header_check.cpp");
+    compile(
+        "g++",
+        &[
+            "-std=c++17".as_ref(),
+            "-Wall".as_ref(),
+            "-Wextra".as_ref(),
+            "-Wpedantic".as_ref(),
+            "-Werror".as_ref(),
+            "-I".as_ref(),
+            include.as_os_str(),
+            "-c".as_ref(),
+            source.as_os_str(),
+            "-o".as_ref(),
+            object.as_os_str(),
+        ],
+    );
+    // The object references the entry: by its C name thanks to the extern
+    // "C" guards, never by a C++-mangled one.
+    let bytes = std::fs::read(&object).expect("read header_check.o");
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        has(b"\0moonshot_get_api\0"),
+        "header_check.o does not reference the C symbol moonshot_get_api"
+    );
+    assert!(
+        !has(b"_Z16moonshot_get_api"),
+        "header_check.o references a C++-mangled moonshot_get_api: the extern \"C\" guards are broken"
+    );
+}
+
+#[test]
+fn c_host_drives_the_whole_table() {
+    let dir = ScratchDir::new("c-host");
+    let exe = build_host(&dir.0);
+    let plugin = plugin_path();
+
+    let sim = Simulator::start().expect("start the simulator");
+    // The replies, in the order the host makes its requests (the
+    // unknown-model request is refused before anything is sent).
+    sim.push(Reply::stream(&ReplySpec {
+        content: "Hello from the simulator".into(),
+        reasoning: Some("thinking...".into()),
+        usage: Some(UsageSpec {
+            prompt_tokens: 12,
+            completion_tokens: 6,
+            cached_tokens: 4,
+        }),
+        ..Default::default()
+    }));
+    sim.push(Reply::completion(&ReplySpec {
+        content: "Plain answer".into(),
+        ..Default::default()
+    }));
+    sim.push(Reply::stream(&ReplySpec {
+        content: SLOW_CONTENT.into(),
+        chunk_chars: SLOW_CHUNK_CHARS,
+        delay: Duration::from_millis(200),
+        ..Default::default()
+    }));
+
+    let base_url = sim.base_url();
+    let (status, stdout, stderr) = run_with_timeout(
+        &exe,
+        &[plugin.to_str().expect("UTF-8 plugin path"), &base_url],
+        HOST_TIMEOUT,
+    );
+    let context = format!("--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}");
+    assert!(status.success(), "the C host failed: {status}\n{context}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let check = |ok: bool, what: &str| assert!(ok, "{what}\n{context}");
+
+    // Line kinds, in the order the host prints them.
+    let kinds: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect();
+    let mut order = kinds.clone();
+    order.dedup();
+    check(
+        order
+            == [
+                "abi",
+                "create-null",
+                "default",
+                "models",
+                "list",
+                "costs",
+                "chunk",
+                "done",
+                "result",
+                "unknown-model",
+                "cancel-chunk",
+                "cancel-done",
+                "cancelled",
+                "ok",
+            ],
+        &format!("unexpected line order {order:?}"),
+    );
+    check(lines.last() == Some(&"ok"), "the last line is not `ok`");
+
+    // The table.
+    let abi = one_line(&lines, "abi");
+    check(
+        abi == format!("1.0 moonshot {}", env!("CARGO_PKG_VERSION")),
+        &format!("abi line {abi:?}"),
+    );
+
+    // create(NULL) fails with INVALID_ARGUMENT and error details.
+    let (st, err) = status_and_json(one_line(&lines, "create-null"), "create-null");
+    check(
+        st == 2,
+        "create(NULL) status is not MOONSHOT_ERR_INVALID_ARGUMENT",
+    );
+    check(
+        err["code"] == "invalid_argument",
+        &format!("create(NULL) error {err}"),
+    );
+    check(
+        err["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("config_json")),
+        &format!("create(NULL) error does not name config_json: {err}"),
+    );
+
+    // The queries.
+    check(
+        one_line(&lines, "default") == "\"kimi-k2.6\"",
+        "default model",
+    );
+    let models: usize = one_line(&lines, "models").parse().expect("models count");
+    check(models >= 1, "models() lists no model");
+    check(
+        lines.contains(&"list contains kimi-k2.6: yes"),
+        "list() lacks kimi-k2.6",
+    );
+    let costs: usize = one_line(&lines, "costs").parse().expect("costs count");
+    check(
+        costs >= 3 * models,
+        &format!("reported_costs has {costs} rows for {models} models"),
+    );
+
+    // The stream: reasoning parts, then text parts, then one usage part.
+    let chunks = parts(&lines, "chunk");
+    let mut phase = 0;
+    let (mut reasoning, mut text) = (String::new(), String::new());
+    for (i, part) in chunks.iter().enumerate() {
+        let last = i + 1 == chunks.len();
+        match part["type"].as_str() {
+            Some("reasoning") if phase == 0 && !last => {
+                reasoning.push_str(part["reasoning"].as_str().expect("reasoning text"))
+            }
+            Some("text") if phase <= 1 && !last => {
+                phase = 1;
+                text.push_str(part["text"].as_str().expect("text"));
+            }
+            Some("usage") if last => assert_stream_usage(&part["usage"], "usage part"),
+            _ => panic!("stream part {i} out of place: {part}\n{context}"),
+        }
+    }
+    check(
+        reasoning == "thinking...",
+        &format!("streamed reasoning {reasoning:?}"),
+    );
+    check(
+        text == "Hello from the simulator",
+        &format!("streamed text {text:?}"),
+    );
+
+    let (st, done) = status_and_json(one_line(&lines, "done"), "done");
+    check(st == 0, "the stream's on_done status is not MOONSHOT_OK");
+    check(
+        done["message"]["content"] == "Hello from the simulator",
+        &format!("done message {done}"),
+    );
+    check(
+        done["message"]["reasoning"] == "thinking...",
+        &format!("done reasoning {done}"),
+    );
+    check(
+        done["message"]["role"] == "assistant",
+        &format!("done role {done}"),
+    );
+    check(
+        done["finish_reason"] == "stop",
+        &format!("done finish_reason {done}"),
+    );
+    assert_stream_usage(&done["usage"], "on_done usage");
+
+    // The callback-less completion, fetched with request_result.
+    let (st, result) = status_and_json(one_line(&lines, "result"), "result");
+    check(st == 0, "the plain completion's status is not MOONSHOT_OK");
+    check(
+        result["message"]["content"] == "Plain answer",
+        &format!("plain result {result}"),
+    );
+    check(
+        result["finish_reason"] == "stop",
+        &format!("plain finish_reason {result}"),
+    );
+
+    // The unknown model, refused synchronously.
+    let (st, err) = status_and_json(one_line(&lines, "unknown-model"), "unknown-model");
+    check(
+        st == 4,
+        "unknown model status is not MOONSHOT_ERR_UNKNOWN_MODEL",
+    );
+    check(
+        err["code"] == "unknown_model",
+        &format!("unknown-model error {err}"),
+    );
+    check(
+        err["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("kimi-does-not-exist")),
+        &format!("unknown-model error does not name the model: {err}"),
+    );
+
+    // The cancelled stream: it ended with CANCELLED, mid-stream.
+    let cancel_parts = parts(&lines, "cancel-chunk");
+    let total_text_parts = SLOW_CONTENT.len().div_ceil(SLOW_CHUNK_CHARS);
+    check(
+        !cancel_parts.is_empty() && cancel_parts.len() < total_text_parts,
+        &format!(
+            "the cancelled stream delivered {} parts (expected 1..{total_text_parts})",
+            cancel_parts.len()
+        ),
+    );
+    let mut received = String::new();
+    for part in &cancel_parts {
+        check(
+            part["type"] == "text",
+            &format!("cancelled stream part {part}"),
+        );
+        received.push_str(part["text"].as_str().unwrap_or_default());
+    }
+    check(
+        SLOW_CONTENT.starts_with(&received),
+        &format!("cancelled stream text {received:?}"),
+    );
+    let (st, cancel_done) = status_and_json(one_line(&lines, "cancel-done"), "cancel-done");
+    check(
+        st == 10,
+        "the cancelled stream's on_done status is not MOONSHOT_ERR_CANCELLED",
+    );
+    check(
+        cancel_done["code"] == "cancelled",
+        &format!("cancel error {cancel_done}"),
+    );
+    check(
+        cancel_done["partial"]["message"]["content"] == received.as_str(),
+        &format!("cancel partial does not hold the {received:?} received: {cancel_done}"),
+    );
+    check(
+        one_line(&lines, "cancelled") == "10",
+        "wait() after cancel did not return 10",
+    );
+
+    // What reached the simulator: the three completions, in order.
+    let bodies = sim.chat_bodies();
+    check(
+        bodies.len() == 3,
+        &format!(
+            "the simulator got {} chat requests: {bodies:?}",
+            bodies.len()
+        ),
+    );
+    let first = &bodies[0];
+    check(first["stream"] == true, &format!("first body {first}"));
+    check(
+        first["model"] == "kimi-k2.6",
+        &format!("first body {first}"),
+    );
+    check(
+        first["messages"].as_array().is_some_and(|messages| {
+            messages
+                .iter()
+                .any(|m| m["role"] == "user" && m["content"] == "Hello from C")
+        }),
+        &format!("first body lacks the user message: {first}"),
+    );
+    check(
+        bodies[1]["stream"] != true,
+        &format!("the plain completion was sent as a stream: {}", bodies[1]),
+    );
+    check(
+        bodies[2]["stream"] == true,
+        &format!("the cancelled completion was not a stream: {}", bodies[2]),
+    );
+}
