@@ -60,6 +60,15 @@ impl Client {
         }
     }
 
+    /// The agent, for requests that must not carry the API key (media fetches).
+    pub fn agent(&self) -> &Agent {
+        &self.agent
+    }
+
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
     }
@@ -99,6 +108,34 @@ impl Client {
             }
             attempt += 1;
         }
+    }
+
+    /// Asks Moonshot's tokenizer how many prompt tokens `messages` are, for
+    /// streams that ended without usage. None when it cannot answer.
+    pub fn estimate_prompt_tokens(
+        &self,
+        model: serde_json::Value,
+        messages: &serde_json::Value,
+        cancel: &CancelToken,
+        deadline: Instant,
+    ) -> Option<u64> {
+        let body = serde_json::json!({"model": model, "messages": messages}).to_string();
+        // One short attempt: this is a courtesy, not worth retries.
+        let deadline =
+            deadline.min(Instant::now() + self.timeouts.first_byte.min(Duration::from_secs(10)));
+        if cancel.is_cancelled() {
+            return None;
+        }
+        let upstream = self
+            .post_once(
+                "/tokenizers/estimate-token-count",
+                body.as_bytes(),
+                deadline,
+            )
+            .ok()?;
+        let text = read_body_text(upstream.response.into_body(), &self.timeouts).ok()?;
+        let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+        value["data"]["total_tokens"].as_u64()
     }
 
     fn post_once(

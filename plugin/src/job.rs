@@ -14,7 +14,8 @@ use crate::error::{ErrorKind, ProviderError};
 use crate::metering::{self, Usage};
 use crate::request::Prepared;
 use crate::sse::{SseDecoder, SseError};
-use crate::stream::{Flow, Part, PartSink, Turn};
+use crate::stream::{Flow, Part, PartSink, ToolCall, Turn};
+use crate::{media, tools};
 
 /// Longest SSE line we buffer; a chunk is a few hundred bytes.
 const MAX_SSE_LINE: usize = 16 * 1024 * 1024;
@@ -33,6 +34,36 @@ impl Failure {
     }
 }
 
+/// The answer as it accumulates over the rounds of a web-search loop.
+#[derive(Default)]
+struct Answer {
+    content: String,
+    reasoning: String,
+    tool_calls: Vec<ToolCall>,
+    finish_reason: Option<String>,
+    /// The model the last response named.
+    model: Option<String>,
+    usage: Usage,
+    rounds: u32,
+    request_id: Option<String>,
+    extra_choices: Vec<Value>,
+}
+
+impl Answer {
+    fn absorb(&mut self, turn: &mut Turn) {
+        self.content.push_str(&turn.content);
+        self.reasoning.push_str(&turn.reasoning);
+        self.tool_calls = std::mem::take(&mut turn.tool_calls);
+        self.finish_reason = turn.finish_reason.take().or(self.finish_reason.take());
+        self.model = turn.model.take().or(self.model.take());
+        self.extra_choices = std::mem::take(&mut turn.extra_choices);
+    }
+
+    fn received_anything(&self) -> bool {
+        !self.content.is_empty() || !self.reasoning.is_empty() || !self.tool_calls.is_empty()
+    }
+}
+
 /// Runs a prepared request to its end. Parts go to `sink` as they arrive;
 /// the return value is the final result or the error plus what was received.
 pub fn run(
@@ -43,15 +74,12 @@ pub fn run(
     sink: &mut dyn PartSink,
 ) -> Result<Value, Box<Failure>> {
     let deadline = Instant::now() + config.timeouts.total;
-    let body = serde_json::to_vec(&prepared.body)
-        .map_err(|e| Failure::new(ProviderError::internal(e.to_string()), None))?;
-    let mut turn = Turn::default();
     let mut guard = StopGuard {
         inner: sink,
         cancel,
         stopped: false,
     };
-
+    let mut answer = Answer::default();
     if let Some(prefix) = prepared
         .partial_prefix
         .as_deref()
@@ -60,46 +88,37 @@ pub fn run(
         guard.part(&Part::Text { text: prefix }.to_json());
     }
 
-    let outcome = (|| {
-        let upstream = client.post_json("/chat/completions", &body, cancel, deadline)?;
-        let request_id = upstream.request_id.clone();
-        let read = if prepared.stream {
-            read_stream(
-                upstream.response.into_body(),
-                &mut turn,
-                &mut guard,
-                cancel,
-                config,
-            )
-        } else {
-            client::read_body_text(upstream.response.into_body(), &config.timeouts)
-                .and_then(|text| turn.apply_completion(&text))
-        };
-        read.map_err(|mut e| {
-            e.request_id = e.request_id.take().or(request_id.clone());
-            e
-        })?;
-        if guard.stopped || cancel.is_cancelled() {
-            return Err(ProviderError::cancelled());
-        }
-        Ok(request_id)
-    })();
-
+    let outcome = converse(
+        prepared,
+        config,
+        client,
+        cancel,
+        deadline,
+        &mut guard,
+        &mut answer,
+    );
     match outcome {
-        Ok(request_id) => {
+        Ok(()) => {
+            let usage = metering::usage_json(&answer.usage, &bill(prepared, config, &answer));
             if prepared.stream {
-                turn.emit_tool_calls(&mut guard);
+                for call in &answer.tool_calls {
+                    let input = call.input();
+                    guard.part(
+                        &Part::ToolUse {
+                            id: &call.id,
+                            name: &call.name,
+                            input: &input,
+                        }
+                        .to_json(),
+                    );
+                }
+                guard.part(&Part::Usage { usage: &usage }.to_json());
             }
-            let (usage_value, _) = bill_turn(prepared, config, &turn, false);
-            if prepared.stream {
-                guard.part(
-                    &Part::Usage {
-                        usage: &usage_value,
-                    }
-                    .to_json(),
-                );
+            if guard.stopped {
+                let partial = result_json(prepared, &answer, usage, false);
+                return Err(Failure::new(ProviderError::cancelled(), Some(partial)));
             }
-            Ok(result_json(prepared, &turn, usage_value, request_id, true))
+            Ok(result_json(prepared, &answer, usage, true))
         }
         Err(err) => {
             let err = if cancel.is_cancelled() || guard.stopped {
@@ -107,13 +126,132 @@ pub fn run(
             } else {
                 err
             };
-            let partial = received_anything(&turn).then(|| {
-                let (usage_value, _) = bill_turn(prepared, config, &turn, true);
-                result_json(prepared, &turn, usage_value, None, false)
+            let partial = answer.received_anything().then(|| {
+                let usage = metering::usage_json(&answer.usage, &bill(prepared, config, &answer));
+                result_json(prepared, &answer, usage, false)
             });
             Err(Failure::new(err, partial))
         }
     }
+}
+
+/// Sends the request and, while the answer is a `$web_search` call, runs
+/// Moonshot's search round trip: echo the call's arguments as the tool
+/// message and ask again (MOONSHOT-API.md §5).
+fn converse(
+    prepared: &Prepared,
+    config: &Config,
+    client: &Client,
+    cancel: &CancelToken,
+    deadline: Instant,
+    guard: &mut StopGuard,
+    answer: &mut Answer,
+) -> Result<(), ProviderError> {
+    let mut body = prepared.body.clone();
+    media::inline_all(&mut body, &prepared.remote_media, client, cancel, deadline)?;
+    loop {
+        answer.rounds += 1;
+        let mut turn = Turn::default();
+        let round = one_round(
+            &body, prepared, config, client, cancel, deadline, &mut turn, guard,
+        );
+        let usage = match turn.usage() {
+            Some(usage) if round.is_ok() || usage.prompt_tokens > 0 => usage,
+            _ => estimate(&body, &turn, client, cancel, deadline),
+        };
+        answer.usage.add(&usage);
+        let said = (turn.content.clone(), turn.reasoning.clone());
+        answer.absorb(&mut turn);
+        answer.request_id = round?;
+        if guard.stopped || cancel.is_cancelled() {
+            return Err(ProviderError::cancelled());
+        }
+        let (searches, calls): (Vec<ToolCall>, Vec<ToolCall>) =
+            std::mem::take(&mut answer.tool_calls)
+                .into_iter()
+                .partition(|c| c.name == tools::WEB_SEARCH);
+        answer.tool_calls = calls;
+        let searching = prepared.web_search
+            && answer.finish_reason.as_deref() == Some("tool_calls")
+            && !searches.is_empty()
+            && answer.tool_calls.is_empty();
+        if !searching {
+            // A user tool call ends the turn; searches asked beside it are dropped.
+            return Ok(());
+        }
+        answer.usage.web_search_calls += searches.len() as u64;
+        if answer.rounds >= config.web_search.max_rounds {
+            return Err(ProviderError::new(
+                ErrorKind::Upstream,
+                format!(
+                    "web search did not finish within {} rounds",
+                    config.web_search.max_rounds
+                ),
+            )
+            .with_code("web_search_rounds_exceeded"));
+        }
+        append_search_round(&mut body, prepared.thinking_on, &said, &searches);
+    }
+}
+
+/// Appends the search call (with what the round said before it, usually
+/// nothing) and the tool messages echoing each call's arguments.
+fn append_search_round(
+    body: &mut Map<String, Value>,
+    thinking_on: bool,
+    (content, reasoning): &(String, String),
+    searches: &[ToolCall],
+) {
+    let Some(Value::Array(messages)) = body.get_mut("messages") else {
+        return;
+    };
+    let mut assistant = json!({
+        "role": "assistant",
+        "tool_calls": searches.iter().map(ToolCall::to_openai).collect::<Vec<_>>(),
+    });
+    if !content.is_empty() {
+        assistant["content"] = json!(content);
+    }
+    if thinking_on || !reasoning.is_empty() {
+        assistant["reasoning_content"] = json!(reasoning);
+    }
+    messages.push(assistant);
+    for call in searches {
+        messages.push(json!({
+            "role": "tool",
+            "tool_call_id": call.id,
+            "name": tools::WEB_SEARCH,
+            "content": call.arguments,
+        }));
+    }
+}
+
+/// One request/response with Moonshot; returns its request id.
+#[allow(clippy::too_many_arguments)]
+fn one_round(
+    body: &Map<String, Value>,
+    prepared: &Prepared,
+    config: &Config,
+    client: &Client,
+    cancel: &CancelToken,
+    deadline: Instant,
+    turn: &mut Turn,
+    guard: &mut StopGuard,
+) -> Result<Option<String>, ProviderError> {
+    let bytes = serde_json::to_vec(body).map_err(|e| ProviderError::internal(e.to_string()))?;
+    let upstream = client.post_json("/chat/completions", &bytes, cancel, deadline)?;
+    let request_id = upstream.request_id.clone();
+    let read = if prepared.stream {
+        read_stream(upstream.response.into_body(), turn, guard, cancel, config)
+    } else {
+        client::read_body_text(upstream.response.into_body(), &config.timeouts)
+            .and_then(|text| turn.apply_completion(&text))
+    };
+    read.map_err(|mut e| {
+        e.request_id = e.request_id.take().or(request_id.clone());
+        e
+    })?;
+    Ok(request_id)
 }
 
 /// Forwards parts until a callback says stop or the request is cancelled.
@@ -196,26 +334,23 @@ fn sse_error(e: SseError) -> ProviderError {
     ProviderError::new(ErrorKind::Protocol, e.to_string())
 }
 
-fn received_anything(turn: &Turn) -> bool {
-    !turn.content.is_empty() || !turn.reasoning.is_empty() || !turn.tool_calls.is_empty()
-}
-
 /// The card that actually served: what the response names when it is in the
 /// catalog (moonshot-v1-auto's tier), else what we asked for.
-fn served_card(prepared: &Prepared, turn: &Turn) -> &'static ModelCard {
-    let named = turn.model.as_deref().and_then(catalog::lookup);
+fn served_card(prepared: &Prepared, answer: &Answer) -> &'static ModelCard {
+    let named = answer.model.as_deref().and_then(catalog::lookup);
     match named {
         Some(card) if card.id != prepared.card.id => card,
         _ => {
             // Auto without a named tier: price by the size the request had.
             if !prepared.card.auto_tiers.is_empty() {
-                let prompt: u64 = turn.usage().map(|u| u.prompt_tokens).unwrap_or(0);
                 let max = prepared
                     .body
                     .get("max_completion_tokens")
                     .and_then(Value::as_u64)
                     .unwrap_or(0);
-                if let Some(tier) = catalog::auto_tier(prepared.card, prompt + max) {
+                if let Some(tier) =
+                    catalog::auto_tier(prepared.card, answer.usage.prompt_tokens + max)
+                {
                     return tier;
                 }
             }
@@ -224,27 +359,46 @@ fn served_card(prepared: &Prepared, turn: &Turn) -> &'static ModelCard {
     }
 }
 
-/// Usage as reported, or estimated from what was sent and received.
-fn bill_turn(prepared: &Prepared, config: &Config, turn: &Turn, cut: bool) -> (Value, Usage) {
-    let usage = match turn.usage() {
-        Some(usage) if !cut || usage.prompt_tokens > 0 => usage,
-        _ => estimate(prepared, turn),
-    };
-    let card = served_card(prepared, turn);
-    let bill = metering::bill(card, &usage, config.web_search.fee_ucents);
-    (metering::usage_json(&usage, &bill), usage)
+fn bill(prepared: &Prepared, config: &Config, answer: &Answer) -> metering::Bill {
+    metering::bill(
+        served_card(prepared, answer),
+        &answer.usage,
+        config.web_search.fee_ucents,
+    )
 }
 
-fn estimate(prepared: &Prepared, turn: &Turn) -> Usage {
-    let sent = prepared
-        .body
-        .get("messages")
-        .map(|m| m.to_string())
-        .unwrap_or_default();
+/// Usage for a round Moonshot sent none for: prompt tokens from Moonshot's
+/// tokenizer endpoint when it answers, else our estimate; output tokens
+/// from what was received. Marked `estimated`.
+fn estimate(
+    body: &Map<String, Value>,
+    turn: &Turn,
+    client: &Client,
+    cancel: &CancelToken,
+    deadline: Instant,
+) -> Usage {
+    let messages = body.get("messages").cloned().unwrap_or(Value::Null);
+    let asked = if cancel.is_cancelled() {
+        None
+    } else {
+        client.estimate_prompt_tokens(
+            body.get("model").cloned().unwrap_or(Value::Null),
+            &messages,
+            cancel,
+            deadline,
+        )
+    };
+    let prompt_tokens = asked.unwrap_or_else(|| metering::estimate_tokens(&messages.to_string()));
+    let arguments: String = turn
+        .tool_calls
+        .iter()
+        .map(|c| c.arguments.as_str())
+        .collect();
     Usage {
-        prompt_tokens: metering::estimate_tokens(&sent),
+        prompt_tokens,
         completion_tokens: metering::estimate_tokens(&turn.content)
-            + metering::estimate_tokens(&turn.reasoning),
+            + metering::estimate_tokens(&turn.reasoning)
+            + metering::estimate_tokens(&arguments),
         estimated: true,
         ..Usage::default()
     }
@@ -253,35 +407,29 @@ fn estimate(prepared: &Prepared, turn: &Turn) -> Usage {
 /// Puter's IChatMessageResult, plus what the host needs to explain it.
 /// `complete` is false for the partial result of a failed request, whose
 /// finish_reason stays null unless Moonshot sent one.
-fn result_json(
-    prepared: &Prepared,
-    turn: &Turn,
-    usage: Value,
-    request_id: Option<String>,
-    complete: bool,
-) -> Value {
+fn result_json(prepared: &Prepared, answer: &Answer, usage: Value, complete: bool) -> Value {
     let mut content = String::new();
     if let Some(prefix) = &prepared.partial_prefix {
         content.push_str(prefix);
     }
-    content.push_str(&turn.content);
+    content.push_str(&answer.content);
     let mut message = Map::new();
     message.insert("role".into(), json!("assistant"));
     message.insert("content".into(), json!(content));
-    if !turn.reasoning.is_empty() {
-        message.insert("reasoning".into(), json!(turn.reasoning));
-        message.insert("reasoning_content".into(), json!(turn.reasoning));
+    if !answer.reasoning.is_empty() {
+        message.insert("reasoning".into(), json!(answer.reasoning));
+        message.insert("reasoning_content".into(), json!(answer.reasoning));
     }
-    if !turn.tool_calls.is_empty() {
+    if !answer.tool_calls.is_empty() {
         message.insert(
             "tool_calls".into(),
-            Value::Array(turn.tool_calls.iter().map(|c| c.to_openai()).collect()),
+            Value::Array(answer.tool_calls.iter().map(|c| c.to_openai()).collect()),
         );
     }
-    let served = served_card(prepared, turn);
+    let served = served_card(prepared, answer);
     let mut result = json!({
         "message": Value::Object(message),
-        "finish_reason": match (&turn.finish_reason, complete) {
+        "finish_reason": match (&answer.finish_reason, complete) {
             (Some(reason), _) => json!(reason),
             (None, true) => json!("stop"),
             (None, false) => Value::Null,
@@ -289,6 +437,12 @@ fn result_json(
         "usage": usage,
         "model": served.id,
     });
+    if !answer.extra_choices.is_empty() {
+        let first = json!({"index": 0, "message": result["message"].clone(), "finish_reason": result["finish_reason"].clone()});
+        let mut choices = vec![first];
+        choices.extend(answer.extra_choices.iter().cloned());
+        result["choices"] = Value::Array(choices);
+    }
     if let Some(from) = prepared.migrated_from {
         result["migrated_from"] = json!(from);
         result["migration_reason"] = json!(prepared.migration_reason);
@@ -296,7 +450,7 @@ fn result_json(
     if !prepared.adjustments.is_empty() {
         result["adjustments"] = json!(prepared.adjustments);
     }
-    if let Some(id) = request_id {
+    if let Some(id) = &answer.request_id {
         result["request_id"] = json!(id);
     }
     result

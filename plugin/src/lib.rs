@@ -16,11 +16,14 @@ pub mod error;
 mod ffi;
 pub mod instance;
 mod job;
+mod media;
 pub mod messages;
 pub mod metering;
 mod pool;
 pub mod request;
 mod sse;
 pub mod stream;
+pub mod thinking;
+pub mod tools;
 
 pub use ffi::entry::moonshot_get_api;

@@ -6,7 +6,8 @@ use serde_json::{json, Map, Value};
 use crate::catalog::{self, ModelCard, ResolveError, Sampling, Thinking};
 use crate::config::Config;
 use crate::error::{ErrorKind, ProviderError};
-use crate::messages::{self, Conversation};
+use crate::messages::{self, Conversation, RemoteMedia};
+use crate::{thinking, tools};
 
 /// A request ready to send, and what the result must report about it.
 #[derive(Debug)]
@@ -23,6 +24,13 @@ pub struct Prepared {
     pub partial_prefix: Option<String>,
     /// What the plugin changed to satisfy the model's rules, in words.
     pub adjustments: Vec<String>,
+    /// The built-in `$web_search` is declared: the job runs its round trips.
+    pub web_search: bool,
+    /// http(s) media to fetch and inline before sending.
+    pub remote_media: Vec<RemoteMedia>,
+    /// Whether the model reasons for this request (reasoning_content must
+    /// then accompany every assistant tool call sent back).
+    pub thinking_on: bool,
 }
 
 fn bad_request(message: impl Into<String>) -> ProviderError {
@@ -62,13 +70,29 @@ pub fn prepare(args: &Value, config: &Config) -> Result<Prepared, ProviderError>
     };
 
     let mut adjustments = Vec::new();
+    let mut thinking = thinking::plan(card, args, &mut adjustments)?;
+    let tools = tools::plan(args, card, &mut thinking, &mut adjustments)?;
     let Conversation {
         mut messages,
         partial_prefix,
+        remote_media,
         ..
     } = conversation;
-    let thinking_on = card.thinking.on_by_default();
-    if thinking_on {
+    if partial_prefix.is_some() && !card.partial_mode {
+        return Err(bad_request(format!(
+            "model '{}' does not support partial mode",
+            card.id
+        )));
+    }
+    if let Some(steer) = &tools.steer {
+        let at = if partial_prefix.is_some() {
+            messages.len() - 1
+        } else {
+            messages.len()
+        };
+        messages.insert(at, json!({"role": "user", "content": steer}));
+    }
+    if thinking.on {
         messages::ensure_reasoning_on_tool_calls(&mut messages);
     }
 
@@ -79,7 +103,29 @@ pub fn prepare(args: &Value, config: &Config) -> Result<Prepared, ProviderError>
         "max_completion_tokens".into(),
         json!(max_tokens(args, card)?),
     );
-    sampling(args, card, thinking_on, &mut body, &mut adjustments)?;
+    thinking.write(&mut body);
+    sampling(args, card, thinking.on, stream, &mut body, &mut adjustments)?;
+    response_format(args, card, partial_prefix.is_some(), &mut body)?;
+    stop(args, &mut body)?;
+    for field in ["prompt_cache_key", "safety_identifier"] {
+        match args.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= 512 => {
+                body.insert(field.into(), json!(s));
+            }
+            Some(_) => {
+                return Err(ProviderError::invalid_argument(format!(
+                    "'{field}' must be a string of 1 to 512 bytes"
+                )))
+            }
+        }
+    }
+    if !tools.tools.is_empty() {
+        body.insert("tools".into(), Value::Array(tools.tools));
+    }
+    if let Some(choice) = tools.tool_choice {
+        body.insert("tool_choice".into(), choice);
+    }
     if stream {
         body.insert("stream".into(), json!(true));
         body.insert("stream_options".into(), json!({"include_usage": true}));
@@ -93,7 +139,113 @@ pub fn prepare(args: &Value, config: &Config) -> Result<Prepared, ProviderError>
         body,
         partial_prefix,
         adjustments,
+        web_search: tools.web_search,
+        remote_media,
+        thinking_on: thinking.on,
     })
+}
+
+/// response_format: text | json_object | json_schema {name, schema, strict}.
+fn response_format(
+    args: &Map<String, Value>,
+    card: &ModelCard,
+    partial: bool,
+    body: &mut Map<String, Value>,
+) -> Result<(), ProviderError> {
+    let format = match args.get("response_format") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::String(kind)) => json!({"type": kind}),
+        Some(Value::Object(o)) => Value::Object(o.clone()),
+        Some(_) => {
+            return Err(ProviderError::invalid_argument(
+                "'response_format' must be an object",
+            ))
+        }
+    };
+    let kind = format.get("type").and_then(Value::as_str).unwrap_or("text");
+    let json_mode = || {
+        if card.json_mode {
+            Ok(())
+        } else {
+            Err(bad_request(format!("model '{}' has no JSON mode", card.id)))
+        }
+    };
+    let wire = match kind {
+        "text" => json!({"type": "text"}),
+        "json_object" => {
+            json_mode()?;
+            if partial {
+                return Err(bad_request(
+                    "partial mode cannot be combined with response_format json_object",
+                ));
+            }
+            json!({"type": "json_object"})
+        }
+        "json_schema" => {
+            json_mode()?;
+            let spec = format.get("json_schema").unwrap_or(&format);
+            let mut schema = match spec.get("schema") {
+                Some(Value::Object(schema)) => schema.clone(),
+                _ => {
+                    return Err(bad_request(
+                        "response_format json_schema needs a 'schema' object",
+                    ))
+                }
+            };
+            schema.remove("$schema");
+            let mut out = json!({
+                "name": spec.get("name").and_then(Value::as_str).unwrap_or("response"),
+                "schema": schema,
+            });
+            if let Some(strict) = spec.get("strict").and_then(Value::as_bool) {
+                out["strict"] = json!(strict);
+            }
+            json!({"type": "json_schema", "json_schema": out})
+        }
+        other => {
+            return Err(bad_request(format!(
+                "response_format type must be text, json_object or json_schema, not \"{other}\""
+            )))
+        }
+    };
+    body.insert("response_format".into(), wire);
+    Ok(())
+}
+
+/// stop: at most 5 strings of at most 32 bytes.
+fn stop(args: &Map<String, Value>, body: &mut Map<String, Value>) -> Result<(), ProviderError> {
+    let list = match args.get("stop") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                ProviderError::invalid_argument("'stop' must be a string or an array of strings")
+            })?,
+        Some(_) => {
+            return Err(ProviderError::invalid_argument(
+                "'stop' must be a string or an array of strings",
+            ))
+        }
+    };
+    if list.len() > 5 {
+        return Err(bad_request(format!(
+            "{} stop sequences given; Moonshot accepts at most 5",
+            list.len()
+        )));
+    }
+    if let Some(long) = list.iter().find(|s| s.is_empty() || s.len() > 32) {
+        return Err(bad_request(format!(
+            "stop sequence of {} bytes: each must be 1 to 32 bytes",
+            long.len()
+        )));
+    }
+    if !list.is_empty() {
+        body.insert("stop".into(), json!(list));
+    }
+    Ok(())
 }
 
 fn resolve_error(err: ResolveError) -> ProviderError {
@@ -143,6 +295,7 @@ fn sampling(
     args: &Map<String, Value>,
     card: &ModelCard,
     thinking_on: bool,
+    stream: bool,
     body: &mut Map<String, Value>,
     adjustments: &mut Vec<String>,
 ) -> Result<(), ProviderError> {
@@ -156,6 +309,22 @@ fn sampling(
     };
     let temperature = number("temperature")?;
     let top_p = number("top_p")?;
+    let penalties = [
+        ("presence_penalty", number("presence_penalty")?),
+        ("frequency_penalty", number("frequency_penalty")?),
+    ];
+    let n = match args.get("n") {
+        None | Some(Value::Null) => 1,
+        Some(v) => match v.as_u64() {
+            Some(n @ 1..=5) => n,
+            _ => return Err(bad_request("'n' must be a whole number from 1 to 5")),
+        },
+    };
+    if n > 1 && stream {
+        return Err(bad_request(
+            "n > 1 cannot be streamed: ask without stream, or one at a time",
+        ));
+    }
     match card.sampling {
         Sampling::Free => {
             if let Some(t) = temperature {
@@ -173,8 +342,28 @@ fn sampling(
                 }
                 body.insert("top_p".into(), json!(p));
             }
+            for (name, value) in penalties {
+                if let Some(v) = value {
+                    if !(-2.0..=2.0).contains(&v) {
+                        return Err(bad_request(format!("'{name}' must be between -2 and 2")));
+                    }
+                    body.insert(name.into(), json!(v));
+                }
+            }
+            if n > 1 {
+                if temperature.is_some_and(|t| t < 0.01) {
+                    return Err(bad_request("n > 1 needs a temperature above 0: at temperature 0 Moonshot allows n = 1 only"));
+                }
+                body.insert("n".into(), json!(n));
+            }
         }
         Sampling::PinnedByThinking | Sampling::PinnedOne => {
+            if n > 1 {
+                return Err(bad_request(format!(
+                    "model '{}' allows n = 1 only",
+                    card.id
+                )));
+            }
             let pinned = match (card.sampling, thinking_on, card.thinking) {
                 (Sampling::PinnedByThinking, false, Thinking::Toggle | Thinking::ToggleKeep) => 0.6,
                 _ => 1.0,
@@ -189,6 +378,11 @@ fn sampling(
             }
             if top_p.is_some_and(|p| (p - 0.95).abs() > 1e-9) {
                 adjustments.push(format!("top_p omitted: {} pins it to 0.95", card.id));
+            }
+            for (name, value) in penalties {
+                if value.is_some_and(|v| v != 0.0) {
+                    adjustments.push(format!("{name} omitted: {} pins it to 0", card.id));
+                }
             }
         }
     }

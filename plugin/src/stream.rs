@@ -90,6 +90,8 @@ pub struct Turn {
     choice_usage: Option<Usage>,
     /// A part callback asked to stop.
     pub stopped: bool,
+    /// Non-stream answers with n > 1: choices after the first, as sent.
+    pub extra_choices: Vec<Value>,
 }
 
 #[derive(Deserialize)]
@@ -174,7 +176,20 @@ impl Turn {
                 "upstream completion has no choices",
             ));
         }
+        let several = chunk.choices.as_ref().is_some_and(|c| c.len() > 1);
         self.apply(chunk, &mut NoParts, false);
+        if several {
+            // Rare (n > 1): keep the other choices as Moonshot sent them.
+            let whole: Value =
+                serde_json::from_str(body).map_err(|e| malformed("completion", e))?;
+            self.extra_choices = whole["choices"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| c["index"].as_u64().unwrap_or(0) != 0)
+                .map(|c| json!({"index": c["index"], "message": c["message"], "finish_reason": c["finish_reason"]}))
+                .collect();
+        }
         Ok(())
     }
 
