@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use crate::script::{Reply, ReplySpec, UsageShape, UsageSpec};
+use crate::script::{Reply, ReplySpec, ToolCallSpec, UsageShape, UsageSpec};
 
 /// A live model: id, context length, image in, video in, always reasons.
 struct Model {
@@ -112,10 +112,61 @@ fn parse_request(body: &[u8]) -> Result<(Value, Vec<Value>), Reply> {
     Ok((value, messages))
 }
 
-/// State of the default behaviour: prompt tokens last seen per `prompt_cache_key`.
+/// Tokens a simulated search result adds to the next request's prompt.
+const SEARCH_RESULT_TOKENS: u64 = 120;
+
+/// What the default behaviour does next.
+enum Move {
+    Search,
+    CallTool(String, String),
+    AfterSearch,
+    AfterTool(String),
+    Greet,
+}
+
+fn next_move(request: &Value, last: &Value) -> Move {
+    let tools = request["tools"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let searchable = tools.iter().any(|t| t["function"]["name"] == "$web_search");
+    if last["role"] == "tool" {
+        return if last["name"] == "$web_search" {
+            Move::AfterSearch
+        } else {
+            Move::AfterTool(content_text(&last["content"]))
+        };
+    }
+    if searchable {
+        return Move::Search;
+    }
+    let function = tools.iter().find(|t| t["type"] == "function");
+    match function {
+        Some(tool) if request["tool_choice"] != "none" && last["role"] == "user" => {
+            let function = &tool["function"];
+            let name = function["name"].as_str().unwrap_or("tool").to_string();
+            // Fill the first required (else first) property with the user's words.
+            let property = function["parameters"]["required"][0].as_str().or_else(|| {
+                function["parameters"]["properties"]
+                    .as_object()
+                    .and_then(|p| p.keys().next().map(String::as_str))
+            });
+            let arguments = match property {
+                Some(p) => json!({ p: content_text(&last["content"]) }),
+                None => json!({}),
+            };
+            Move::CallTool(name, arguments.to_string())
+        }
+        _ => Move::Greet,
+    }
+}
+
+/// State of the default behaviour: prompt tokens last seen per
+/// `prompt_cache_key`, and a counter for search ids.
 #[derive(Default)]
 pub(crate) struct Kimi {
     cache: Mutex<HashMap<String, u64>>,
+    searches: std::sync::atomic::AtomicU64,
 }
 
 impl Kimi {
@@ -133,7 +184,9 @@ impl Kimi {
         previous.map_or(0, |p| p.min(prompt))
     }
 
-    /// Answers POST /v1/chat/completions.
+    /// Answers POST /v1/chat/completions: a `$web_search` call when search
+    /// is declared and has not run yet, a call of the first declared tool
+    /// when the user just spoke, else a greeting that echoes the user.
     pub(crate) fn chat(&self, body: &[u8]) -> Reply {
         let (request, messages) = match parse_request(body) {
             Ok(parsed) => parsed,
@@ -142,20 +195,68 @@ impl Kimi {
         let cached = self.note_cache_key(&request);
         let model = request["model"].as_str().unwrap_or_default();
         let always = find_model(model).is_some_and(|m| m.always_reasons);
+        let thinking = always || request["thinking"]["type"] != "disabled";
         let last = last_user_text(&messages);
-        let reasoning = (always || request["thinking"]["type"] == "enabled")
-            .then(|| format!("The user said \"{last}\". I should answer briefly."));
-        let content =
-            format!("Hello! I'm Kimi, running in the offline simulator. You said: {last}");
-        let out_chars =
-            content.chars().count() + reasoning.as_ref().map_or(0, |r| r.chars().count());
-        let prompt = prompt_tokens(&messages);
+        let last_message = messages.last().cloned().unwrap_or(Value::Null);
+        let reasoning =
+            thinking.then(|| format!("The user said \"{last}\". I should answer briefly."));
+
+        let mut tool_calls = Vec::new();
+        let mut extra_prompt = 0;
+        let content = match next_move(&request, &last_message) {
+            Move::Search => {
+                let n = self
+                    .searches
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1;
+                tool_calls.push(ToolCallSpec {
+                    id: format!("web_search:{n}"),
+                    name: "$web_search".into(),
+                    arguments: json!({"search_result": {"search_id": format!("sim-search-{n}")},
+                                      "usage": {"total_tokens": SEARCH_RESULT_TOKENS}})
+                    .to_string(),
+                });
+                String::new()
+            }
+            Move::CallTool(name, arguments) => {
+                tool_calls.push(ToolCallSpec {
+                    id: format!("functions.{name}:0"),
+                    name,
+                    arguments,
+                });
+                String::new()
+            }
+            Move::AfterSearch => {
+                extra_prompt = SEARCH_RESULT_TOKENS;
+                format!(
+                    "According to the web (simulated search), here is what I found about: {last}"
+                )
+            }
+            Move::AfterTool(output) => format!("The tool answered: {output}"),
+            Move::Greet => {
+                format!("Hello! I'm Kimi, running in the offline simulator. You said: {last}")
+            }
+        };
+        let out_chars = content.chars().count()
+            + reasoning.as_ref().map_or(0, |r| r.chars().count())
+            + tool_calls
+                .iter()
+                .map(|c| c.arguments.chars().count())
+                .sum::<usize>();
+        let prompt = prompt_tokens(&messages) + extra_prompt;
         let stream = request["stream"] == true;
         let include_usage = request["stream_options"]["include_usage"] == true;
         let spec = ReplySpec {
             model: model.to_string(),
             reasoning,
             content,
+            finish_reason: if tool_calls.is_empty() {
+                "stop"
+            } else {
+                "tool_calls"
+            }
+            .into(),
+            tool_calls,
             usage: Some(UsageSpec {
                 prompt_tokens: prompt,
                 completion_tokens: (out_chars as u64).div_ceil(4),
@@ -233,7 +334,8 @@ mod tests {
     #[test]
     fn default_completion_and_reasoning() {
         let kimi = Kimi::default();
-        let req = json!({"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hi"}]});
+        let req = json!({"model": "kimi-k2.6", "thinking": {"type": "disabled"},
+                         "messages": [{"role": "user", "content": "hi"}]});
         let (status, body) = body_of(kimi.chat(req.to_string().as_bytes()));
         assert_eq!(status, 200);
         let msg = &body["choices"][0]["message"];
@@ -244,8 +346,8 @@ mod tests {
         assert!(msg.get("reasoning_content").is_none());
         assert_eq!(body["usage"]["prompt_tokens"], 9);
         assert_eq!(body["usage"]["completion_tokens"], 16); // 63 chars
-        let req = json!({"model": "kimi-k2.6", "thinking": {"type": "enabled"},
-                         "messages": [{"role": "user", "content": "hi"}]});
+                                                            // kimi-k2.6 thinks unless told not to.
+        let req = json!({"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hi"}]});
         let (_, body) = body_of(kimi.chat(req.to_string().as_bytes()));
         assert_eq!(
             body["choices"][0]["message"]["reasoning_content"],
@@ -255,6 +357,46 @@ mod tests {
         let (_, body) = body_of(kimi.chat(req.to_string().as_bytes()));
         assert!(body["choices"][0]["message"]["reasoning_content"].is_string());
         assert_eq!(body["model"], "kimi-k3");
+    }
+
+    #[test]
+    fn web_search_round_trip_then_answer() {
+        let kimi = Kimi::default();
+        let tools = json!([{"type": "builtin_function", "function": {"name": "$web_search"}}]);
+        let req = json!({"model": "kimi-k2.6", "tools": tools, "messages": [{"role": "user", "content": "news"}]});
+        let (_, body) = body_of(kimi.chat(req.to_string().as_bytes()));
+        let call = &body["choices"][0]["message"]["tool_calls"][0];
+        assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(call["function"]["name"], "$web_search");
+        let req = json!({"model": "kimi-k2.6", "tools": tools, "messages": [
+            {"role": "user", "content": "news"},
+            {"role": "assistant", "reasoning_content": "", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": call["id"], "name": "$web_search", "content": call["function"]["arguments"]}
+        ]});
+        let (_, body) = body_of(kimi.chat(req.to_string().as_bytes()));
+        assert_eq!(body["choices"][0]["finish_reason"], "stop");
+        assert!(body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("news"));
+    }
+
+    #[test]
+    fn calls_the_first_tool_then_reports_its_answer() {
+        let kimi = Kimi::default();
+        let tools = json!([{"type": "function", "function": {"name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]);
+        let req = json!({"model": "kimi-k2.6", "tools": tools, "messages": [{"role": "user", "content": "Paris"}]});
+        let (_, body) = body_of(kimi.chat(req.to_string().as_bytes()));
+        let call = &body["choices"][0]["message"]["tool_calls"][0];
+        assert_eq!(call["function"]["arguments"], "{\"city\":\"Paris\"}");
+        let req = json!({"model": "kimi-k2.6", "tools": tools, "messages": [
+            {"role": "tool", "tool_call_id": call["id"], "content": "18C"}]});
+        let (_, body) = body_of(kimi.chat(req.to_string().as_bytes()));
+        assert_eq!(
+            body["choices"][0]["message"]["content"],
+            "The tool answered: 18C"
+        );
     }
 
     #[test]

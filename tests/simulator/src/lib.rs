@@ -10,6 +10,7 @@
 mod http;
 mod kimi;
 mod respond;
+mod rules;
 mod script;
 mod server;
 mod state;

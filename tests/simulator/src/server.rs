@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::http::{self, ReadError};
 use crate::kimi;
 use crate::respond;
+use crate::rules;
 use crate::script::Reply;
 use crate::state::Shared;
 use crate::RecordedRequest;
@@ -119,19 +120,28 @@ fn drain(mut reader: BufReader<&TcpStream>, shared: &Shared) {
     }
 }
 
+/// A chat request's reply: the next scripted one, else the default behaviour.
+fn chat(request: &RecordedRequest, shared: &Shared) -> Reply {
+    match shared.pop() {
+        Some(reply) => {
+            if let Some(body) = request.json() {
+                shared.kimi.note_cache_key(&body);
+            }
+            reply
+        }
+        None => shared.kimi.chat(&request.body),
+    }
+}
+
 /// Picks the reply for a request: a scripted one for chat completions when queued, else the
 /// default behaviour.
 fn route(request: &RecordedRequest, shared: &Shared) -> Reply {
     let path = request.route();
     match (request.method.as_str(), path) {
-        ("POST", "/v1/chat/completions") => match shared.pop() {
-            Some(reply) => {
-                if let Some(body) = request.json() {
-                    shared.kimi.note_cache_key(&body);
-                }
-                reply
-            }
-            None => shared.kimi.chat(&request.body),
+        ("POST", "/v1/chat/completions") => match request.json().map(|body| rules::check(&body)) {
+            // A body breaking Moonshot's rules gets its 400 and leaves the script alone.
+            Some(Err(refusal)) => refusal,
+            _ => chat(request, shared),
         },
         ("GET", "/v1/models") => kimi::models(),
         ("POST", "/v1/tokenizers/estimate-token-count") => shared.kimi.estimate(&request.body),

@@ -17,7 +17,7 @@ fn default_non_stream_reply_shape() {
     );
     let res = chat(
         sim.addr(),
-        &json!({"model": "kimi-k2.6", "messages": [
+        &json!({"model": "kimi-k2.6", "thinking": {"type": "disabled"}, "messages": [
             {"role": "system", "content": "Be brief."},
             {"role": "user", "content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]}
         ]}),
@@ -105,7 +105,8 @@ fn default_stream_without_include_usage_has_choice_usage_only() {
     let sim = Simulator::start().unwrap();
     let res = chat(
         sim.addr(),
-        &json!({"model": "kimi-k2.6", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+        &json!({"model": "kimi-k2.6", "thinking": {"type": "disabled"}, "stream": true,
+                "messages": [{"role": "user", "content": "x"}]}),
     );
     let data = res.sse_data();
     assert_eq!(data.last().unwrap(), "[DONE]");
