@@ -21,7 +21,8 @@ pub mod messages;
 pub mod metering;
 mod pool;
 pub mod request;
-mod sse;
+#[doc(hidden)] // public for the fuzz targets only
+pub mod sse;
 pub mod stream;
 pub mod thinking;
 pub mod tools;
