@@ -1,12 +1,26 @@
-//! Per-request cancellation that wakes a blocked socket read at once.
+//! Per-request control of the socket a request uses: cancellation that wakes
+//! a blocked read at once, and the split between the first-byte and idle
+//! clocks.
 //!
-//! ureq's `Agent::shutdown()` stops every request of an agent; we need to stop
-//! one. ureq's TCP connector hands each new socket's shutdown handle to
-//! `register_shutdown`; our connector wraps that callback to keep the handle
-//! with the transport, and the transport attaches it to whichever request is
-//! running on the current thread every time it reads or writes (a pooled
-//! connection may serve many requests). `CancelToken::cancel` then shuts the
-//! socket down, which makes the blocked read return immediately.
+//! Cancellation. ureq's `Agent::shutdown()` stops every request of an agent;
+//! we need to stop one. ureq's TCP connector hands each new socket's shutdown
+//! handle to `register_shutdown`; our connector wraps that callback to keep
+//! the handle with the transport, and the transport attaches it to whichever
+//! request is running on the current thread every time it reads or writes.
+//! `CancelToken::cancel` then shuts the socket down, which makes the blocked
+//! read return immediately. A pooled connection serves many requests in
+//! turn: when another request starts using it, the transport detaches it
+//! from the previous one, and a finished request lets go of it
+//! (`CancelToken::release_socket`), so cancelling a request never touches a
+//! socket another request is using.
+//!
+//! Clocks. ureq's per-read timeout caps every read, the wait for the
+//! response's first byte included, so an idle timeout shorter than the
+//! first-byte one would cut a slow first byte short (and be reported as the
+//! wrong clock). The outermost transport (`FirstByteTransport`, above TLS)
+//! lifts the per-read cap from the moment a request is written until the
+//! first byte of its answer arrives: that wait is governed by the first-byte
+//! (and total) clocks alone, every later read by the idle clock.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -46,11 +60,33 @@ impl CancelToken {
     /// Marks the request cancelled and shuts its current socket down.
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::Release);
-        if let Some(handle) = self.socket.lock().as_ref().and_then(Weak::upgrade) {
-            handle.shutdown();
+        {
+            // Shut down under the lock: a transport moving this socket to
+            // another request detaches it under the same lock first.
+            let slot = self.socket.lock();
+            if let Some(handle) = slot.as_ref().and_then(Weak::upgrade) {
+                handle.shutdown();
+            }
         }
         let _guard = self.wake_lock.lock();
         self.wake.notify_all();
+    }
+
+    /// The request is done with its socket (which may now serve another
+    /// request from the agent's pool): a later `cancel` leaves it alone.
+    pub fn release_socket(&self) {
+        *self.socket.lock() = None;
+    }
+
+    /// Forgets `handle` if it is this request's socket.
+    fn detach(&self, handle: &Weak<dyn ShutdownHandle>) {
+        let mut slot = self.socket.lock();
+        if slot
+            .as_ref()
+            .is_some_and(|current| Weak::ptr_eq(current, handle))
+        {
+            *slot = None;
+        }
     }
 
     /// Sleeps up to `duration`; returns early (true) when cancelled.
@@ -98,12 +134,8 @@ impl Drop for CurrentGuard {
     }
 }
 
-fn attach_current(handle: &Weak<dyn ShutdownHandle>) {
-    CURRENT.with(|c| {
-        if let Some(token) = c.borrow().as_ref() {
-            token.attach(handle);
-        }
-    });
+fn current() -> Option<Arc<CancelToken>> {
+    CURRENT.with(|c| c.borrow().clone())
 }
 
 /// TCP connector whose transports attach their socket to the running request.
@@ -145,14 +177,13 @@ impl<In: Transport> Connector<In> for CancellableTcpConnector {
             Some(Either::B(tcp)) => tcp.boxed(),
             _ => return Ok(None),
         };
-        let handle = captured.lock().take();
-        if let Some(handle) = &handle {
-            attach_current(handle);
-        }
-        Ok(Some(Either::B(CancellableTransport {
+        let mut transport = CancellableTransport {
             inner: transport,
-            handle,
-        })))
+            handle: captured.lock().take(),
+            owner: Weak::new(),
+        };
+        transport.attach();
+        Ok(Some(Either::B(transport)))
     }
 }
 
@@ -161,6 +192,8 @@ impl<In: Transport> Connector<In> for CancellableTcpConnector {
 pub struct CancellableTransport {
     inner: Box<dyn Transport>,
     handle: Option<Weak<dyn ShutdownHandle>>,
+    /// The request the socket was last attached to.
+    owner: Weak<CancelToken>,
 }
 
 impl fmt::Debug for CancellableTransport {
@@ -171,9 +204,25 @@ impl fmt::Debug for CancellableTransport {
 }
 
 impl CancellableTransport {
-    fn attach(&self) {
-        if let Some(handle) = &self.handle {
-            attach_current(handle);
+    /// Attaches the socket to the current thread's request, detaching it
+    /// from the request it served before (a pooled connection moves on).
+    fn attach(&mut self) {
+        let Some(handle) = &self.handle else { return };
+        let current = current();
+        let previous = self.owner.upgrade();
+        let same = match (&current, &previous) {
+            (Some(current), Some(previous)) => Arc::ptr_eq(current, previous),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            if let Some(previous) = previous {
+                previous.detach(handle);
+            }
+            self.owner = current.as_ref().map(Arc::downgrade).unwrap_or_default();
+        }
+        if let Some(token) = current {
+            token.attach(handle);
         }
     }
 }
@@ -195,6 +244,70 @@ impl Transport for CancellableTransport {
 
     fn is_open(&mut self) -> bool {
         self.inner.is_open()
+    }
+}
+
+/// The outermost connector: wraps whatever transport the chain built (TLS
+/// or plain TCP) in a `FirstByteTransport`.
+#[derive(Debug, Default)]
+pub struct FirstByteConnector;
+
+impl<In: Transport> Connector<In> for FirstByteConnector {
+    type Out = FirstByteTransport<In>;
+
+    fn connect(
+        &self,
+        _details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        Ok(chained.map(|inner| FirstByteTransport {
+            inner,
+            awaiting_first_byte: false,
+        }))
+    }
+}
+
+/// Lifts the per-read (idle) cap while a written request awaits the first
+/// byte of its answer; see the module documentation.
+#[derive(Debug)]
+pub struct FirstByteTransport<T> {
+    inner: T,
+    awaiting_first_byte: bool,
+}
+
+impl<T: Transport> Transport for FirstByteTransport<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        // A request (or more of its body) went out: its answer is awaited.
+        self.awaiting_first_byte = true;
+        self.inner.transmit_output(amount, timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        if !self.awaiting_first_byte {
+            return self.inner.await_input(timeout);
+        }
+        // Deliberately not passed unchanged (as ureq asks of forwarding
+        // transports): the first byte is the first-byte clock's business.
+        let progressed = self.inner.await_input(NextTimeout {
+            per_read: None,
+            ..timeout
+        })?;
+        if progressed {
+            self.awaiting_first_byte = false;
+        }
+        Ok(progressed)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
     }
 }
 

@@ -9,8 +9,8 @@ use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{Connector, RustlsConnector};
 use ureq::{Agent, Body, Timeout};
 
-use crate::cancel::{CancelToken, CancellableTcpConnector};
-use crate::config::{Config, Retries, Timeouts};
+use crate::cancel::{CancelToken, CancellableTcpConnector, FirstByteConnector};
+use crate::config::{ApiKey, Config, Retries, Timeouts};
 use crate::error::{ErrorKind, ProviderError};
 
 /// Largest error or non-stream body we read (a JSON completion is far smaller).
@@ -20,6 +20,8 @@ pub struct Client {
     agent: Agent,
     base_url: String,
     authorization: String,
+    /// Kept to scrub it from anything an upstream sends back.
+    api_key: ApiKey,
     timeouts: Timeouts,
     retries: Retries,
 }
@@ -50,11 +52,13 @@ impl Client {
             .build();
         let connector =
             ().chain(CancellableTcpConnector::default())
-                .chain(RustlsConnector::default());
+                .chain(RustlsConnector::default())
+                .chain(FirstByteConnector);
         Client {
             agent: Agent::with_parts(agent_config, connector, DefaultResolver::default()),
             base_url: config.base_url.clone(),
             authorization: format!("Bearer {}", config.api_key.expose()),
+            api_key: config.api_key.clone(),
             timeouts: t,
             retries: config.retries,
         }
@@ -159,8 +163,9 @@ impl Client {
             .build()
             .send(body);
         let response = result.map_err(|e| transport_error(e, &self.timeouts, true))?;
-        let request_id =
-            header(&response, "x-request-id").or_else(|| header(&response, "x-trace-id"));
+        let request_id = header(&response, "x-request-id")
+            .or_else(|| header(&response, "x-trace-id"))
+            .map(|id| self.scrub(id));
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(Upstream {
@@ -171,10 +176,25 @@ impl Client {
         let retry_after =
             header(&response, "retry-after").and_then(|v| v.trim().parse::<u64>().ok());
         let text = read_body_text(response.into_body(), &self.timeouts).unwrap_or_default();
+        // Before the message is cut to a snippet, which could keep half a key.
+        let text = self.scrub(text);
         let mut err = upstream_error(status, &text);
         err.request_id = request_id;
         err.retry_after_secs = retry_after.or(err.retry_after_secs);
         Err(err)
+    }
+}
+
+impl Client {
+    /// An upstream that echoes the key (a misconfigured proxy, a hostile
+    /// server) does not get it into the host's logs through us.
+    fn scrub(&self, text: String) -> String {
+        let key = self.api_key.expose();
+        if !key.is_empty() && text.contains(key) {
+            text.replace(key, "[redacted]")
+        } else {
+            text
+        }
     }
 }
 
@@ -297,6 +317,10 @@ pub fn transport_error(e: ureq::Error, t: &Timeouts, before_response: bool) -> P
         ureq::Error::Timeout(Timeout::PerRead) if before_response => {
             timeout_error(Timeout::RecvResponse, t)
         }
+        // Nothing reached the server yet: as safe to retry as a refusal.
+        ureq::Error::Timeout(which @ (Timeout::Connect | Timeout::Resolve)) => {
+            timeout_error(which, t).retryable(before_response)
+        }
         ureq::Error::Timeout(which) => timeout_error(which, t),
         ureq::Error::Io(io) => io_error(io, t).retryable(before_response),
         ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
@@ -314,8 +338,16 @@ pub fn io_error(e: std::io::Error, t: &Timeouts) -> ProviderError {
     let inner = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<ureq::Error>());
-    if let Some(ureq::Error::Timeout(which)) = inner {
-        return timeout_error(*which, t);
+    match inner {
+        Some(ureq::Error::Timeout(which)) => return timeout_error(*which, t),
+        Some(ureq::Error::BodyExceedsLimit(limit)) => {
+            return ProviderError::new(
+                ErrorKind::Protocol,
+                format!("the upstream's answer is larger than the {limit} bytes we accept"),
+            )
+            .with_code("response_too_large")
+        }
+        _ => {}
     }
     if e.kind() == std::io::ErrorKind::TimedOut {
         return timeout_error(Timeout::PerRead, t);

@@ -155,11 +155,17 @@ fn converse(
         let round = one_round(
             &body, prepared, config, client, cancel, deadline, &mut turn, guard,
         );
+        let received =
+            !turn.content.is_empty() || !turn.reasoning.is_empty() || !turn.tool_calls.is_empty();
         let usage = match turn.usage() {
-            Some(usage) if round.is_ok() || usage.prompt_tokens > 0 => usage,
-            _ => estimate(&body, &turn, client, cancel, deadline),
+            Some(usage) if round.is_ok() || usage.prompt_tokens > 0 => Some(usage),
+            // Nothing came (a refused request): nothing to bill.
+            _ if round.is_err() && !received => None,
+            _ => Some(estimate(&body, &turn, client, cancel, deadline)),
         };
-        answer.usage.add(&usage);
+        if let Some(usage) = usage {
+            answer.usage.add(&usage);
+        }
         let said = (turn.content.clone(), turn.reasoning.clone());
         answer.absorb(&mut turn);
         answer.request_id = round?;

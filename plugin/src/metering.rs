@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::catalog::{ModelCard, MODELS};
+use crate::catalog::ModelCard;
 
 /// Puter's `source` for every cost row.
 pub const COST_SOURCE: &str = "driver:aiChat/moonshot";
@@ -214,11 +214,6 @@ pub fn estimate_tokens(text: &str) -> u64 {
         }
     }
     ascii.div_ceil(4) + other
-}
-
-/// Every card, for a full price list.
-pub fn all_cards() -> impl Iterator<Item = &'static ModelCard> {
-    MODELS.iter()
 }
 
 #[cfg(test)]

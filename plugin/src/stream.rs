@@ -275,23 +275,6 @@ impl Turn {
         }
     }
 
-    /// Emits the assembled tool calls, once the response is complete.
-    pub fn emit_tool_calls(&mut self, sink: &mut dyn PartSink) {
-        let calls = std::mem::take(&mut self.tool_calls);
-        for call in &calls {
-            let input = call.input();
-            self.emit(
-                sink,
-                &Part::ToolUse {
-                    id: &call.id,
-                    name: &call.name,
-                    input: &input,
-                },
-            );
-        }
-        self.tool_calls = calls;
-    }
-
     /// Usage as Moonshot reported it: top-level first, else the choice's.
     pub fn usage(&self) -> Option<Usage> {
         self.top_usage.or(self.choice_usage)
@@ -377,12 +360,16 @@ mod tests {
             sink.0.is_empty(),
             "tool calls are emitted whole, at the end"
         );
-        turn.emit_tool_calls(&mut sink);
+        let calls: Vec<(&str, &str, Value)> = turn
+            .tool_calls
+            .iter()
+            .map(|c| (c.id.as_str(), c.name.as_str(), c.input()))
+            .collect();
         assert_eq!(
-            sink.0,
+            calls,
             vec![
-                json!({"type":"tool_use","id":"functions.add:0","name":"add","input":{"a":1,"b":2}}),
-                json!({"type":"tool_use","id":"search:1","name":"search","input":{"q":"kimi"}}),
+                ("functions.add:0", "add", json!({"a":1,"b":2})),
+                ("search:1", "search", json!({"q":"kimi"}))
             ]
         );
     }
