@@ -187,6 +187,25 @@ const fn v1_price(input: u64, output: u64) -> Price {
     }
 }
 
+/// What every Moonshot V1 row shares.
+const V1: ModelCard = ModelCard {
+    default_max_tokens: 1_024,
+    json_mode: false,
+    partial_mode: false,
+    knowledge: "2024-01",
+    retired_on: V1_RETIRED,
+    successor: Some("kimi-k2.6"),
+    ..BASE
+};
+
+/// What every retired Kimi K2 row shares.
+const K2: ModelCard = ModelCard {
+    partial_mode: false,
+    retired_on: K2_RETIRED,
+    successor: Some("kimi-k2.6"),
+    ..BASE
+};
+
 /// The whole catalog, newest first (the order `models()` lists them in).
 pub static MODELS: &[ModelCard] = &[
     ModelCard {
@@ -249,10 +268,7 @@ pub static MODELS: &[ModelCard] = &[
         name: "Kimi K2 0905 Preview",
         default_max_tokens: 8_192,
         price: price(60, 15, 250),
-        retired_on: K2_RETIRED,
-        successor: Some("kimi-k2.6"),
-        partial_mode: false,
-        ..BASE
+        ..K2
     },
     ModelCard {
         id: "kimi-k2-0711-preview",
@@ -261,151 +277,97 @@ pub static MODELS: &[ModelCard] = &[
         max_output: 131_072,
         default_max_tokens: 8_192,
         price: price(60, 15, 250),
-        retired_on: K2_RETIRED,
-        successor: Some("kimi-k2.6"),
-        partial_mode: false,
-        ..BASE
+        ..K2
     },
     ModelCard {
         id: "kimi-k2-turbo-preview",
         name: "Kimi K2 Turbo Preview",
         default_max_tokens: 8_192,
         price: price(115, 15, 800),
-        retired_on: K2_RETIRED,
-        successor: Some("kimi-k2.6"),
-        partial_mode: false,
-        ..BASE
+        ..K2
     },
     ModelCard {
         id: "kimi-k2-thinking",
         name: "Kimi K2 Thinking",
         price: price(60, 15, 250),
         thinking: Thinking::Implicit,
-        retired_on: K2_RETIRED,
-        successor: Some("kimi-k2.6"),
-        partial_mode: false,
-        ..BASE
+        ..K2
     },
     ModelCard {
         id: "kimi-k2-thinking-turbo",
         name: "Kimi K2 Thinking Turbo",
         price: price(115, 15, 800),
         thinking: Thinking::Implicit,
-        retired_on: K2_RETIRED,
-        successor: Some("kimi-k2.6"),
-        partial_mode: false,
-        ..BASE
+        ..K2
     },
     ModelCard {
         id: "moonshot-v1-8k",
         name: "Moonshot V1 8K",
         context: 8_192,
         max_output: 8_192,
-        default_max_tokens: 1_024,
         price: v1_price(20, 200),
-        json_mode: false,
-        partial_mode: false,
-        knowledge: "2024-01",
-        retired_on: V1_RETIRED,
-        successor: Some("kimi-k2.6"),
-        ..BASE
+        ..V1
     },
     ModelCard {
         id: "moonshot-v1-32k",
         name: "Moonshot V1 32K",
         context: 32_768,
         max_output: 32_768,
-        default_max_tokens: 1_024,
         price: v1_price(100, 300),
-        json_mode: false,
-        partial_mode: false,
-        knowledge: "2024-01",
-        retired_on: V1_RETIRED,
-        successor: Some("kimi-k2.6"),
-        ..BASE
+        ..V1
     },
     ModelCard {
         id: "moonshot-v1-128k",
         name: "Moonshot V1 128K",
         context: 131_072,
         max_output: 131_072,
-        default_max_tokens: 1_024,
         price: v1_price(200, 500),
-        json_mode: false,
-        partial_mode: false,
-        knowledge: "2024-01",
-        retired_on: V1_RETIRED,
-        successor: Some("kimi-k2.6"),
-        ..BASE
+        ..V1
     },
     ModelCard {
         id: "moonshot-v1-auto",
         name: "Moonshot V1 Auto",
         context: 131_072,
         max_output: 131_072,
-        default_max_tokens: 1_024,
         // Listed at the largest tier's price (what a host should reserve);
         // billed at the tier the response names.
         price: v1_price(200, 500),
-        json_mode: false,
-        partial_mode: false,
-        knowledge: "2024-01",
-        retired_on: V1_RETIRED,
-        successor: Some("kimi-k2.6"),
         auto_tiers: &[
             (8_192, "moonshot-v1-8k"),
             (32_768, "moonshot-v1-32k"),
             (u64::MAX, "moonshot-v1-128k"),
         ],
-        ..BASE
+        ..V1
     },
     ModelCard {
         id: "moonshot-v1-8k-vision-preview",
         name: "Moonshot V1 8K Vision Preview",
         context: 8_192,
         max_output: 8_192,
-        default_max_tokens: 1_024,
         input: TEXT_IMAGE,
         price: v1_price(20, 200),
-        json_mode: false,
-        partial_mode: false,
-        knowledge: "2024-01",
-        retired_on: V1_RETIRED,
-        successor: Some("kimi-k2.6"),
         media_successor: Some("kimi-k3"),
-        ..BASE
+        ..V1
     },
     ModelCard {
         id: "moonshot-v1-32k-vision-preview",
         name: "Moonshot V1 32K Vision Preview",
         context: 32_768,
         max_output: 32_768,
-        default_max_tokens: 1_024,
         input: TEXT_IMAGE,
         price: v1_price(100, 300),
-        json_mode: false,
-        partial_mode: false,
-        knowledge: "2024-01",
-        retired_on: V1_RETIRED,
-        successor: Some("kimi-k2.6"),
         media_successor: Some("kimi-k3"),
-        ..BASE
+        ..V1
     },
     ModelCard {
         id: "moonshot-v1-128k-vision-preview",
         name: "Moonshot V1 128K Vision Preview",
         context: 131_072,
         max_output: 131_072,
-        default_max_tokens: 1_024,
         input: TEXT_IMAGE,
         price: v1_price(200, 500),
-        json_mode: false,
-        partial_mode: false,
-        knowledge: "2024-01",
-        retired_on: V1_RETIRED,
-        successor: Some("kimi-k2.6"),
         media_successor: Some("kimi-k3"),
-        ..BASE
+        ..V1
     },
 ];
 
