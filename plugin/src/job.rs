@@ -247,8 +247,23 @@ fn one_round(
     let bytes = serde_json::to_vec(body).map_err(|e| ProviderError::internal(e.to_string()))?;
     let upstream = client.post_json("/chat/completions", &bytes, cancel, deadline)?;
     let request_id = upstream.request_id.clone();
-    let read = if prepared.stream {
+    let content_type = upstream
+        .response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let read = if prepared.stream && content_type.starts_with("text/event-stream") {
         read_stream(upstream.response.into_body(), turn, guard, cancel, config)
+    } else if prepared.stream {
+        read_unstreamed(
+            upstream.response.into_body(),
+            &content_type,
+            turn,
+            guard,
+            config,
+        )
     } else {
         client::read_body_text(upstream.response.into_body(), &config.timeouts)
             .and_then(|text| turn.apply_completion(&text))
@@ -301,7 +316,14 @@ fn read_stream(
                 let _ = e;
                 return Err(ProviderError::cancelled());
             }
-            Err(e) => return Err(client::io_error(e, &config.timeouts)),
+            Err(e) => {
+                let err = client::io_error(e, &config.timeouts);
+                if err.kind == ErrorKind::Timeout {
+                    return Err(err);
+                }
+                // The response had started: a failed read is a cut stream.
+                return Err(stream_cut(&format!(" ({})", err.message)));
+            }
         };
         decoder
             .feed(&buffer[..n], &mut |event| {
@@ -327,11 +349,52 @@ fn read_stream(
     }
     if !done {
         decoder.finish();
-        return Err(ProviderError::new(
-            ErrorKind::Transport,
-            "the stream ended before Moonshot's [DONE]: the answer is incomplete",
+        return Err(stream_cut(""));
+    }
+    Ok(())
+}
+
+fn stream_cut(detail: &str) -> ProviderError {
+    ProviderError::new(
+        ErrorKind::Transport,
+        format!("the stream ended before Moonshot's [DONE]{detail}: the answer is incomplete"),
+    )
+    .with_code("stream_cut")
+}
+
+/// A streaming request answered with something other than an event stream:
+/// a whole completion (some gateways ignore `stream`) is accepted and
+/// replayed as parts; anything else is a protocol error.
+fn read_unstreamed(
+    body: ureq::Body,
+    content_type: &str,
+    turn: &mut Turn,
+    sink: &mut StopGuard,
+    config: &Config,
+) -> Result<(), ProviderError> {
+    let text = client::read_body_text(body, &config.timeouts)?;
+    turn.apply_completion(&text).map_err(|_| {
+        let shown = if content_type.is_empty() { "no content type" } else { content_type };
+        ProviderError::new(
+            ErrorKind::Protocol,
+            format!("asked for a stream but upstream answered with {shown} that is not a chat completion"),
         )
-        .with_code("stream_cut"));
+    })?;
+    if !turn.reasoning.is_empty() {
+        sink.part(
+            &Part::Reasoning {
+                reasoning: &turn.reasoning,
+            }
+            .to_json(),
+        );
+    }
+    if !turn.content.is_empty() {
+        sink.part(
+            &Part::Text {
+                text: &turn.content,
+            }
+            .to_json(),
+        );
     }
     Ok(())
 }

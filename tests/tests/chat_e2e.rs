@@ -345,3 +345,26 @@ fn usage_inside_the_choice_and_top_level_both_count() {
         assert_eq!(usage["estimated"], false);
     }
 }
+
+#[test]
+fn a_stream_answered_with_a_whole_completion_is_replayed_as_parts() {
+    // Some gateways ignore `stream: true` and answer application/json.
+    let sim = Simulator::start().unwrap();
+    sim.push(Reply::completion(&ReplySpec {
+        reasoning: Some("Short.".into()),
+        content: "Whole, not streamed.".into(),
+        ..ReplySpec::default()
+    }));
+    let inst = instance(&sim, json!({}));
+    let out = run(&inst, &json!({"messages":"x","stream":true}));
+    assert_eq!(out.status, abi::MOONSHOT_OK, "{}", out.result);
+    assert_eq!(
+        out.parts[..2],
+        [
+            json!({"type":"reasoning","reasoning":"Short."}),
+            json!({"type":"text","text":"Whole, not streamed."})
+        ]
+    );
+    assert_eq!(out.parts[2]["type"], "usage");
+    assert_eq!(out.result["message"]["content"], "Whole, not streamed.");
+}
