@@ -331,6 +331,113 @@ mod tests {
         assert!(elapsed < Duration::from_secs(30));
     }
 
+    /// Records the per-read limit of each read; reads `script` in turn
+    /// (true: a byte arrived).
+    #[derive(Debug)]
+    struct Recording {
+        buffers: ureq::unversioned::transport::LazyBuffers,
+        seen: Vec<Option<Duration>>,
+        script: Vec<bool>,
+    }
+
+    impl Transport for Recording {
+        fn buffers(&mut self) -> &mut dyn Buffers {
+            &mut self.buffers
+        }
+        fn transmit_output(&mut self, _: usize, _: NextTimeout) -> Result<(), ureq::Error> {
+            Ok(())
+        }
+        fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+            self.seen.push(timeout.per_read.map(|d| *d));
+            Ok(self.script.remove(0))
+        }
+        fn is_open(&mut self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn the_idle_cap_is_lifted_until_the_first_byte_of_each_answer() {
+        let idle = Duration::from_millis(7);
+        let timeout = NextTimeout {
+            per_read: Some(idle.into()),
+            ..NextTimeout::default()
+        };
+        let mut transport = FirstByteTransport {
+            inner: Recording {
+                buffers: ureq::unversioned::transport::LazyBuffers::new(8, 8),
+                seen: Vec::new(),
+                script: vec![false, true, true, true, true],
+            },
+            awaiting_first_byte: false,
+        };
+        transport.transmit_output(0, timeout).unwrap();
+        transport.await_input(timeout).unwrap(); // nothing yet
+        transport.await_input(timeout).unwrap(); // the first byte
+        transport.await_input(timeout).unwrap(); // the rest: idle applies
+        transport.transmit_output(0, timeout).unwrap(); // the next request
+        transport.await_input(timeout).unwrap();
+        transport.await_input(timeout).unwrap();
+        assert_eq!(
+            transport.inner.seen,
+            vec![None, None, Some(idle), None, Some(idle)]
+        );
+    }
+
+    #[test]
+    fn a_socket_moving_to_another_request_leaves_the_previous_one() {
+        #[derive(Debug)]
+        struct Counted(std::sync::atomic::AtomicUsize);
+        impl ShutdownHandle for Counted {
+            fn shutdown(&self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let socket: Arc<Counted> = Arc::new(Counted(0.into()));
+        let weak: Weak<dyn ShutdownHandle> = Arc::downgrade(&socket) as Weak<dyn ShutdownHandle>;
+        let inner = Recording {
+            buffers: ureq::unversioned::transport::LazyBuffers::new(8, 8),
+            seen: Vec::new(),
+            script: Vec::new(),
+        };
+        let mut transport = CancellableTransport {
+            inner: Box::new(inner),
+            handle: Some(weak),
+            owner: Weak::new(),
+        };
+        let first = Arc::new(CancelToken::default());
+        let second = Arc::new(CancelToken::default());
+        {
+            let _current = enter(first.clone());
+            transport.attach();
+        }
+        {
+            let _current = enter(second.clone());
+            transport.attach();
+        }
+        first.cancel();
+        assert_eq!(
+            socket.0.load(Ordering::SeqCst),
+            0,
+            "the first request's cancel hit the second's socket"
+        );
+        second.cancel();
+        assert_eq!(socket.0.load(Ordering::SeqCst), 1);
+
+        let third = Arc::new(CancelToken::default());
+        {
+            let _current = enter(third.clone());
+            transport.attach();
+        }
+        third.release_socket();
+        third.cancel();
+        assert_eq!(
+            socket.0.load(Ordering::SeqCst),
+            1,
+            "a released socket was shut down"
+        );
+    }
+
     #[test]
     fn sleep_after_cancel_returns_at_once() {
         let token = CancelToken::default();

@@ -5,8 +5,9 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use ureq::http::Response;
-use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{Connector, RustlsConnector};
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{Connector, NextTimeout, RustlsConnector};
 use ureq::{Agent, Body, Timeout};
 
 use crate::cancel::{CancelToken, CancellableTcpConnector, FirstByteConnector};
@@ -34,6 +35,27 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// ureq's resolver, minus its helper thread. Given a timeout, ureq's default
+/// resolver spawns a detached thread per lookup and waits for it with that
+/// timeout; the waiting pool thread is no more interruptible than a lookup
+/// of its own, and the detached thread outlives `destroy`, which promises to
+/// join every thread the instance started. So the lookup runs on the pool
+/// thread (bounded by the system resolver's own timeouts).
+#[derive(Debug, Default)]
+struct ThreadlessResolver(DefaultResolver);
+
+impl Resolver for ThreadlessResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        _timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        // No deadline: DefaultResolver then resolves on the calling thread.
+        self.0.resolve(uri, config, NextTimeout::default())
+    }
+}
+
 /// A response whose status was 2xx, with its request id.
 pub struct Upstream {
     pub response: Response<Body>,
@@ -55,7 +77,7 @@ impl Client {
                 .chain(RustlsConnector::default())
                 .chain(FirstByteConnector);
         Client {
-            agent: Agent::with_parts(agent_config, connector, DefaultResolver::default()),
+            agent: Agent::with_parts(agent_config, connector, ThreadlessResolver::default()),
             base_url: config.base_url.clone(),
             authorization: format!("Bearer {}", config.api_key.expose()),
             api_key: config.api_key.clone(),
@@ -412,6 +434,64 @@ mod tests {
             "{d:?}"
         );
         assert!(backoff(&r, 15, None) <= Duration::from_secs(2));
+    }
+
+    fn timeouts() -> Timeouts {
+        let ms = Duration::from_millis;
+        Timeouts {
+            connect: ms(1),
+            first_byte: ms(2),
+            idle: ms(3),
+            total: ms(4),
+        }
+    }
+
+    #[test]
+    fn connect_failures_are_retryable_but_only_before_a_response() {
+        let t = timeouts();
+        for which in [Timeout::Connect, Timeout::Resolve] {
+            let err = transport_error(ureq::Error::Timeout(which), &t, true);
+            assert_eq!(err.code, "connect_timeout");
+            assert!(err.retryable, "{which:?}");
+        }
+        let refused = ureq::Error::Io(std::io::ErrorKind::ConnectionRefused.into());
+        assert!(transport_error(refused, &t, true).retryable);
+        for which in [Timeout::RecvResponse, Timeout::Global] {
+            assert!(!transport_error(ureq::Error::Timeout(which), &t, true).retryable);
+        }
+        let cut = ureq::Error::Io(std::io::ErrorKind::ConnectionReset.into());
+        assert!(!transport_error(cut, &t, false).retryable);
+    }
+
+    #[test]
+    fn each_clock_has_its_code() {
+        let t = timeouts();
+        let code = |which| transport_error(ureq::Error::Timeout(which), &t, false).code;
+        assert_eq!(code(Timeout::Connect), "connect_timeout");
+        assert_eq!(code(Timeout::RecvResponse), "first_byte_timeout");
+        assert_eq!(code(Timeout::PerRead), "idle_timeout");
+        assert_eq!(code(Timeout::Global), "total_timeout");
+    }
+
+    #[test]
+    fn an_oversized_body_is_a_protocol_error() {
+        let io = ureq::Error::BodyExceedsLimit(64).into_io();
+        let err = io_error(io, &timeouts());
+        assert_eq!(err.kind, ErrorKind::Protocol);
+        assert_eq!(err.code, "response_too_large");
+        assert!(err.message.contains("64 bytes"), "{}", err.message);
+    }
+
+    #[test]
+    fn the_key_is_scrubbed_from_what_upstream_sends() {
+        let config = Config::from_json(r#"{"apiKey":"sk-scrub-me-123"}"#).unwrap();
+        let client = Client::new(&config);
+        assert_eq!(
+            client.scrub("bad key sk-scrub-me-123!".into()),
+            "bad key [redacted]!"
+        );
+        assert_eq!(client.scrub("nothing".into()), "nothing");
+        assert!(!format!("{client:?}").contains("sk-scrub-me-123"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::{self, ErrorKind, ProviderError};
 use crate::job;
 use crate::metering;
-use crate::pool::{Pool, Refused};
+use crate::pool::{self, Pool, Refused};
 use crate::request;
 use crate::stream::{Flow, PartSink};
 
@@ -134,10 +134,15 @@ impl Instance {
             ))
         })?;
         let prepared = request::prepare(&args, &self.config).map_err(|e| self.redact(e))?;
+        let injected = injected_panic(&args);
         let state = Arc::new(RequestState::default());
         let job_state = state.clone();
         let (config, client) = (self.config.clone(), self.client.clone());
-        let job = Box::new(move || run_job(&prepared, &config, &client, &job_state, callbacks));
+        let job =
+            Box::new(move || run_job(&prepared, &config, &client, &job_state, callbacks, injected));
+        // Registered under the same lock as the submission, so `shutdown`
+        // (which closes the pool first) cancels every job that got in.
+        let mut live = self.live.lock();
         self.pool.submit(job).map_err(|refused| match refused {
             Refused::Busy => ProviderError::new(
                 ErrorKind::Busy,
@@ -151,14 +156,16 @@ impl Instance {
                 ProviderError::new(ErrorKind::Cancelled, "the instance is being destroyed")
             }
         })?;
-        let mut live = self.live.lock();
         live.retain(|w| w.strong_count() > 0);
         live.push(Arc::downgrade(&state));
         Ok(state)
     }
 
-    /// Cancels everything in flight and joins every thread.
+    /// Cancels everything in flight and joins every thread. The pool closes
+    /// first: a callback that calls `complete` meanwhile is refused, or got
+    /// in before and is cancelled with the rest.
     pub fn shutdown(&self) {
+        self.pool.close();
         for state in self.live.lock().drain(..).filter_map(|w| w.upgrade()) {
             state.cancel();
         }
@@ -181,19 +188,64 @@ impl Drop for Instance {
     }
 }
 
+/// Every text field of an error, the ones an upstream can fill included
+/// (its error type becomes `code`, its header `request_id`).
 fn redact(mut err: ProviderError, key: &str) -> ProviderError {
-    if !key.is_empty() && err.message.contains(key) {
-        err.message = err.message.replace(key, "[redacted]");
+    if key.is_empty() {
+        return err;
+    }
+    for text in [&mut err.message, &mut err.code] {
+        if text.contains(key) {
+            *text = text.replace(key, "[redacted]");
+        }
+    }
+    if let Some(id) = err.request_id.as_mut().filter(|id| id.contains(key)) {
+        *id = id.replace(key, "[redacted]");
     }
     err
 }
 
+/// Where a test asked a pool job to panic (see `injected_panic`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InjectedPanic {
+    /// As the job starts, before anything is sent.
+    AtStart,
+    /// When this many parts have reached the host and another is due.
+    AfterParts(u64),
+}
+
+/// Test-only fault injection, compiled into debug builds only (release
+/// builds ignore the field like any unknown one): a request carrying
+/// `"__panic_for_test": true` makes its pool job panic as it starts, and
+/// `"__panic_for_test": N` when part N+1 is due, to prove that a panic
+/// inside a job becomes an error for that request alone.
+#[cfg(debug_assertions)]
+fn injected_panic(args: &Value) -> Option<InjectedPanic> {
+    match args.get("__panic_for_test")? {
+        Value::Bool(true) => Some(InjectedPanic::AtStart),
+        value => value.as_u64().map(InjectedPanic::AfterParts),
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn injected_panic(_: &Value) -> Option<InjectedPanic> {
+    None
+}
+
 /// Adapts host callbacks to the part sink the job writes to.
-struct HostSink<'a>(&'a mut dyn Callbacks);
+struct HostSink<'a> {
+    callbacks: &'a mut dyn Callbacks,
+    delivered: u64,
+    injected: Option<InjectedPanic>,
+}
 
 impl PartSink for HostSink<'_> {
     fn part(&mut self, json: &str) -> Flow {
-        self.0.on_part(json)
+        if self.injected == Some(InjectedPanic::AfterParts(self.delivered)) {
+            panic!("__panic_for_test: injected after {} parts", self.delivered);
+        }
+        self.delivered += 1;
+        self.callbacks.on_part(json)
     }
 }
 
@@ -203,18 +255,24 @@ fn run_job(
     client: &Client,
     state: &RequestState,
     mut callbacks: Box<dyn Callbacks>,
+    injected: Option<InjectedPanic>,
 ) {
     let _current = cancel::enter(state.cancel.clone());
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        job::run(
-            prepared,
-            config,
-            client,
-            &state.cancel,
-            &mut HostSink(callbacks.as_mut()),
-        )
+        if injected == Some(InjectedPanic::AtStart) {
+            panic!("__panic_for_test: injected at the start of the job");
+        }
+        let mut sink = HostSink {
+            callbacks: callbacks.as_mut(),
+            delivered: 0,
+            injected,
+        };
+        job::run(prepared, config, client, &state.cancel, &mut sink)
     }))
     .unwrap_or_else(|panic| Err(job::Failure::new(error::from_panic(panic), None)));
+    // The request is done with its connection, which may now serve another
+    // request from the pool: a late cancel() must leave it alone.
+    state.cancel.release_socket();
     let (status, text) = match outcome {
         Ok(result) => (0, result.to_string()),
         Err(failure) => {
@@ -230,6 +288,9 @@ fn run_job(
             (err.status(), details.to_string())
         }
     };
+    // From here the thread only reports: a request submitted from on_done
+    // (or right after wait() returns) may queue behind it even at max_queue 0.
+    pool::job_finishing();
     // A panicking host callback must not skip finish(): waiters rely on it.
     let _ = catch_unwind(AssertUnwindSafe(|| callbacks.on_done(status, &text)));
     state.finish(status, text);
@@ -271,4 +332,32 @@ fn model_json(card: &'static ModelCard) -> Value {
         "retired_on": card.retired_on.map(|d| d.to_string()),
         "successor": card.successor,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_covers_every_text_an_upstream_can_fill() {
+        let key = "sk-hidden-42";
+        let mut err = ProviderError::new(ErrorKind::Upstream, format!("bad {key}"))
+            .with_code(format!("type-{key}"));
+        err.request_id = Some(format!("id-{key}"));
+        let err = redact(err, key);
+        let text = format!("{} {:?} {}", err.to_json(), err, err);
+        assert!(!text.contains(key), "{text}");
+        assert_eq!(err.message, "bad [redacted]");
+        assert_eq!(err.code, "type-[redacted]");
+        assert_eq!(err.request_id.as_deref(), Some("id-[redacted]"));
+    }
+
+    #[test]
+    fn the_panic_trigger_exists_only_in_debug_builds() {
+        let args = json!({"__panic_for_test": 2});
+        let expected = cfg!(debug_assertions).then_some(InjectedPanic::AfterParts(2));
+        assert_eq!(injected_panic(&args), expected);
+        assert_eq!(injected_panic(&json!({})), None);
+        assert_eq!(injected_panic(&json!({"__panic_for_test": "yes"})), None);
+    }
 }

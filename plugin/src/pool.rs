@@ -4,7 +4,13 @@
 //! `max_threads`; at most `max_queue` jobs wait for one. Beyond that,
 //! `submit` refuses at once so a host sees backpressure instead of a pile-up.
 //! `shutdown` lets the workers finish every queued job, then joins them.
+//!
+//! A job that has only its report left to make (the host's `on_done`) calls
+//! `job_finishing`: its thread then counts as about to be free, so a request
+//! the host submits from that report, or right after it, is queued behind it
+//! instead of being refused while the thread unwinds back to the pool.
 
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread::JoinHandle;
@@ -24,6 +30,10 @@ pub enum Refused {
 struct State {
     jobs: VecDeque<Job>,
     idle: usize,
+    /// Jobs a worker has taken and not finished.
+    running: usize,
+    /// Running jobs that called `job_finishing`.
+    finishing: usize,
     threads: usize,
     shutting_down: bool,
 }
@@ -47,6 +57,8 @@ impl Pool {
                 state: Mutex::new(State {
                     jobs: VecDeque::new(),
                     idle: 0,
+                    running: 0,
+                    finishing: 0,
                     threads: 0,
                     shutting_down: false,
                 }),
@@ -63,9 +75,11 @@ impl Pool {
         if state.shutting_down {
             return Err(Refused::ShuttingDown);
         }
-        // Jobs that can start now: idle threads plus threads not yet started.
-        let ready = state.idle + (self.max_threads - state.threads);
-        if state.jobs.len() >= ready + self.max_queue {
+        // Room for max_threads running jobs and max_queue waiting ones. A job
+        // that is only reporting no longer counts; a job queued for a thread
+        // that is still starting counts as waiting, not as refused.
+        let taken = state.running - state.finishing + state.jobs.len();
+        if taken >= self.max_threads + self.max_queue {
             return Err(Refused::Busy);
         }
         state.jobs.push_back(job);
@@ -95,10 +109,15 @@ impl Pool {
         self.shared.state.lock().threads
     }
 
-    /// Runs every queued job, then joins every thread. Idempotent.
-    pub fn shutdown(&self) {
+    /// Refuses every later `submit`; queued jobs still run. Idempotent.
+    pub fn close(&self) {
         self.shared.state.lock().shutting_down = true;
         self.shared.work.notify_all();
+    }
+
+    /// Runs every queued job, then joins every thread. Idempotent.
+    pub fn shutdown(&self) {
+        self.close();
         let handles = std::mem::take(&mut *self.handles.lock());
         for handle in handles {
             let _ = handle.join();
@@ -112,17 +131,46 @@ impl Drop for Pool {
     }
 }
 
+thread_local! {
+    /// The pool of the current worker thread, if it is one.
+    static WORKER_OF: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
+    /// Whether the running job called `job_finishing`.
+    static FINISHING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Called by a running job when all it has left is its report; see the
+/// module documentation. Once per job; a no-op outside a pool thread.
+pub fn job_finishing() {
+    if FINISHING.get() {
+        return;
+    }
+    WORKER_OF.with(|w| {
+        if let Some(shared) = w.borrow().as_ref() {
+            shared.state.lock().finishing += 1;
+            FINISHING.set(true);
+        }
+    });
+}
+
 fn worker(shared: Arc<Shared>) {
+    WORKER_OF.with(|w| *w.borrow_mut() = Some(shared.clone()));
     let mut state = shared.state.lock();
     loop {
         if let Some(job) = state.jobs.pop_front() {
+            state.running += 1;
             drop(state);
             // Jobs catch their own panics to report them; this is the backstop
             // that keeps the thread alive whatever a job does.
             let _ = catch_unwind(AssertUnwindSafe(job));
             state = shared.state.lock();
+            state.running -= 1;
+            if FINISHING.replace(false) {
+                state.finishing -= 1;
+            }
         } else if state.shutting_down {
             state.threads -= 1;
+            drop(state);
+            WORKER_OF.with(|w| w.borrow_mut().take());
             return;
         } else {
             state.idle += 1;
@@ -179,6 +227,58 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         pool.submit(Box::new(move || tx.send(7).unwrap())).unwrap();
         assert_eq!(rx.recv().unwrap(), 7);
+    }
+
+    #[test]
+    fn a_finishing_job_makes_room_for_one_more() {
+        let pool = Pool::new(1, 0);
+        let (finishing_tx, finishing_rx) = mpsc::channel::<()>();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        pool.submit(Box::new(move || {
+            job_finishing();
+            job_finishing(); // counted once
+            finishing_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        }))
+        .unwrap();
+        finishing_rx.recv().unwrap();
+        let (tx, rx) = mpsc::channel();
+        pool.submit(Box::new(move || tx.send(1).unwrap())).unwrap();
+        assert_eq!(pool.submit(Box::new(|| {})), Err(Refused::Busy));
+        release_tx.send(()).unwrap();
+        assert_eq!(rx.recv().unwrap(), 1);
+        pool.shutdown();
+        assert_eq!(pool.shared.state.lock().finishing, 0);
+    }
+
+    #[test]
+    fn capacity_is_threads_plus_queue_even_while_threads_start() {
+        // Submitted faster than the thread can start: one will run, five wait.
+        let pool = Pool::new(1, 5);
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Arc::new(parking_lot::Mutex::new(release_rx));
+        let (done_tx, done_rx) = mpsc::channel();
+        for i in 0..6 {
+            let (release_rx, done_tx) = (release_rx.clone(), done_tx.clone());
+            pool.submit(Box::new(move || {
+                release_rx.lock().recv().unwrap();
+                done_tx.send(i).unwrap();
+            }))
+            .unwrap_or_else(|e| panic!("job {i} refused: {e:?}"));
+        }
+        assert_eq!(pool.submit(Box::new(|| {})), Err(Refused::Busy));
+        for _ in 0..6 {
+            release_tx.send(()).unwrap();
+        }
+        let order: Vec<i32> = (0..6).map(|_| done_rx.recv().unwrap()).collect();
+        assert_eq!(order, vec![0, 1, 2, 3, 4, 5]);
+        pool.shutdown();
+    }
+
+    #[test]
+    fn job_finishing_outside_a_pool_is_a_no_op() {
+        job_finishing();
+        assert!(!FINISHING.get());
     }
 
     #[test]

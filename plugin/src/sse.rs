@@ -19,7 +19,10 @@
 //! * invalid UTF-8 is an error ([`SseError::InvalidUtf8`]) rather than being
 //!   replaced with U+FFFD, since the payload is JSON we must not silently alter;
 //! * a line longer than the configured limit is an error
-//!   ([`SseError::LineTooLong`]) to bound memory against an endless line.
+//!   ([`SseError::LineTooLong`]) to bound memory against an endless line;
+//! * so is an event whose data (its `data` lines joined) outgrows
+//!   [`SseDecoder::max_event_bytes`] ([`SseError::EventTooLarge`]), which
+//!   bounds memory against endless `data` lines that never end the event.
 //!
 //! The `retry` field is recognised but ignored: we never reconnect.
 
@@ -44,6 +47,9 @@ pub struct SseEvent {
 pub enum SseError {
     /// A single line grew past the configured limit without a line ending.
     LineTooLong { limit: usize },
+    /// One event's data lines, joined, grew past the limit before the blank
+    /// line that ends the event.
+    EventTooLarge { limit: usize },
     /// A line was not valid UTF-8.
     InvalidUtf8,
 }
@@ -56,6 +62,11 @@ impl fmt::Display for SseError {
                 "server-sent events stream: a line exceeded the limit of {limit} bytes \
                  without a line ending"
             ),
+            SseError::EventTooLarge { limit } => write!(
+                f,
+                "server-sent events stream: one event's data exceeded the limit of {limit} \
+                 bytes before the blank line that ends it"
+            ),
             SseError::InvalidUtf8 => {
                 f.write_str("server-sent events stream: a line is not valid UTF-8")
             }
@@ -64,6 +75,10 @@ impl fmt::Display for SseError {
 }
 
 impl std::error::Error for SseError {}
+
+/// The smallest bound on one event's data: far above any real chunk, and
+/// above what a fuzzer feeds, so it never changes a small stream's outcome.
+const MIN_MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// The UTF-8 byte order mark, skipped once at the very start of a stream.
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
@@ -83,6 +98,8 @@ enum BomState {
 struct Interpreter {
     /// The data buffer: each `data` value followed by '\n'.
     data: String,
+    /// Largest `data` buffer allowed.
+    max_data_bytes: usize,
     /// The event type buffer ("" means "message").
     event_type: String,
     /// The last event ID buffer; persists across events.
@@ -117,6 +134,11 @@ impl Interpreter {
                 self.event_type.push_str(value);
             }
             "data" => {
+                if self.data.len() + value.len() + 1 > self.max_data_bytes {
+                    return Err(SseError::EventTooLarge {
+                        limit: self.max_data_bytes,
+                    });
+                }
                 self.data.push_str(value);
                 self.data.push('\n');
             }
@@ -194,15 +216,27 @@ impl SseDecoder {
     /// Any line (excluding its line ending) longer than `max_line_bytes` is
     /// rejected with [`SseError::LineTooLong`], whether or not it arrived in a
     /// single read, so the outcome never depends on how the stream is split.
+    /// One event's data is bounded too: see [`SseDecoder::max_event_bytes`].
     pub fn new(max_line_bytes: usize) -> Self {
         SseDecoder {
             line: Vec::new(),
             max_line_bytes,
             bom: BomState::Matching(0),
             after_cr: false,
-            interp: Interpreter::default(),
+            interp: Interpreter {
+                max_data_bytes: max_line_bytes.max(MIN_MAX_EVENT_BYTES),
+                ..Interpreter::default()
+            },
             error: None,
         }
+    }
+
+    /// The most data (its `data` lines joined, with the '\n' between them)
+    /// one event may carry: the line limit, and at least 16 MiB. More is
+    /// [`SseError::EventTooLarge`], the memory bound against `data` lines
+    /// that never end their event, whatever the length of each line.
+    pub fn max_event_bytes(&self) -> usize {
+        self.interp.max_data_bytes
     }
 
     /// Feed bytes; calls `on_event` for every event completed by them, in order.
@@ -225,6 +259,7 @@ impl SseDecoder {
                 // Release the memory; nothing will be decoded any more.
                 self.line = Vec::new();
                 self.interp.discard_pending_event();
+                self.interp.data = String::new();
                 Err(error)
             }
         }
@@ -836,6 +871,55 @@ mod tests {
         );
         assert_eq!(decoder.feed(b"", &mut |e| got.push(e)), Err(expected));
         assert_eq!(got, vec![msg("ok")]);
+    }
+
+    #[test]
+    fn endless_data_lines_of_one_event_are_bounded() {
+        // Lines well under the line limit, never a blank line: the event's
+        // data would grow without end.
+        let mut decoder = SseDecoder::new(1024);
+        let limit = decoder.max_event_bytes();
+        assert_eq!(limit, MIN_MAX_EVENT_BYTES);
+        let line = format!("data: {}\n", "x".repeat(1000));
+        let mut events = 0;
+        let mut fed = 0;
+        let error = loop {
+            match decoder.feed(line.as_bytes(), &mut |_| events += 1) {
+                Ok(()) => fed += 1001,
+                Err(e) => break e,
+            }
+            assert!(fed <= limit + 2002, "never refused");
+        };
+        assert_eq!(error, SseError::EventTooLarge { limit });
+        assert_eq!(events, 0);
+        assert!(fed + 1001 > limit);
+        // Poisoned, memory released.
+        assert_eq!(decoder.feed(b"\n", &mut |_| events += 1), Err(error));
+        assert_eq!(decoder.interp.data.capacity(), 0);
+        assert!(error_text_names_the_event(&SseError::EventTooLarge {
+            limit: 7
+        }));
+    }
+
+    fn error_text_names_the_event(e: &SseError) -> bool {
+        e.to_string()
+            .contains("one event's data exceeded the limit of 7 bytes")
+    }
+
+    #[test]
+    fn an_event_up_to_the_bound_is_delivered() {
+        let mut decoder = SseDecoder::new(64);
+        decoder.interp.max_data_bytes = 10; // "abcd\nefgh\n" is exactly 10
+        let mut got = Vec::new();
+        decoder
+            .feed(b"data: abcd\ndata: efgh\n\n", &mut |e| got.push(e.data))
+            .unwrap();
+        assert_eq!(got, vec!["abcd\nefgh".to_string()]);
+        let err = decoder
+            .feed(b"data: abcd\ndata: efghi\n\n", &mut |e| got.push(e.data))
+            .unwrap_err();
+        assert_eq!(err, SseError::EventTooLarge { limit: 10 });
+        assert_eq!(got.len(), 1);
     }
 
     #[test]

@@ -21,11 +21,15 @@
  *   cancel-chunk <part json>     (the cancelled stream's parts)
  *   cancel-done <status> <json>  (its on_done)
  *   cancelled <status>
+ *   inflight-chunk <part json>   (two streams still running at destroy)
+ *   inflight-done <status> <json>  (their on_done, from inside destroy)
+ *   destroyed-inflight <count>   (destroy returned; both had ended)
  *   ok
  * Any unexpected condition: a message on stderr and exit status 1.
  *
- * No leaks: every string is freed with free_string, every request released,
- * the instance destroyed. The library is never dlclose'd (the header says
+ * No leaks: every string is freed with free_string, every request released
+ * (the in-flight ones after destroy, which the header allows), the instance
+ * destroyed. tests/tests/c_valgrind.rs runs this program under valgrind. The library is never dlclose'd (the header says
  * hosts should never unload it).
  */
 
@@ -490,6 +494,42 @@ static void cancelled_stream(const MoonshotApi *api, MoonshotInstance *inst) {
     stream_free(&s);
 }
 
+/* Two streams that are still running (each sent a part, then went silent)
+ * when the instance is destroyed: destroy cancels them, delivers their
+ * on_done before it returns, and their handles are released afterwards. */
+static void destroy_with_requests_in_flight(const MoonshotApi *api, MoonshotInstance *inst) {
+    static const char request[] =
+        "{\"model\":\"kimi-k2.6\",\"stream\":true,"
+        "\"messages\":[{\"role\":\"user\",\"content\":\"Hold on\"}]}";
+    MoonshotCallbacks cb;
+    Stream s[2];
+    MoonshotRequest *req[2];
+    size_t i;
+
+    memset(&cb, 0, sizeof cb);
+    cb.struct_size = sizeof cb;
+    cb.on_chunk = on_chunk;
+    cb.on_done = on_done;
+    for (i = 0; i < 2; i++) {
+        stream_init(&s[i], "inflight-chunk", "inflight-done");
+        req[i] = start(api, inst, request, &cb, &s[i], "inflight");
+        wait_first_chunk(&s[i]);
+    }
+    api->destroy(inst);
+    for (i = 0; i < 2; i++) {
+        /* destroy() waited for on_done: no wait() needed. */
+        check_stream_ended(&s[i], "inflight", MOONSHOT_ERR_CANCELLED);
+        if (api->wait(req[i], 0) != MOONSHOT_ERR_CANCELLED) {
+            fail("inflight: the handle does not report the cancellation after destroy");
+        }
+    }
+    printf("destroyed-inflight %d\n", 2);
+    for (i = 0; i < 2; i++) {
+        api->release(req[i]);
+        stream_free(&s[i]);
+    }
+}
+
 int main(int argc, char **argv) {
     const MoonshotApi *api;
     MoonshotInstance *inst;
@@ -509,7 +549,7 @@ int main(int argc, char **argv) {
     plain_completion(api, inst);
     unknown_model(api, inst);
     cancelled_stream(api, inst);
-    api->destroy(inst);
+    destroy_with_requests_in_flight(api, inst);
     printf("ok\n");
     fflush(stdout);
     return 0;

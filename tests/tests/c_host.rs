@@ -19,6 +19,22 @@ use serde_json::Value;
 
 const HOST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What each of the two in-flight streams sends before it goes silent.
+const INFLIGHT_TEXTS: [&str; 2] = ["held A", "held B"];
+
+/// A stream that sends one text part and then stays silent (until the
+/// simulator shuts down).
+fn one_part_then_silence(text: &str) -> Reply {
+    let chunk = serde_json::json!({"choices":[{"index":0,"delta":{"content":text}}]});
+    Reply::Raw {
+        head: "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+            .into(),
+        body: vec![format!("data: {chunk}\n\n").into_bytes()],
+        delay: Duration::ZERO,
+        hold_open: Duration::from_secs(60),
+    }
+}
+
 /// The slow stream the host cancels: 10 text parts, one every 200 ms.
 const SLOW_CONTENT: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCD";
 const SLOW_CHUNK_CHARS: usize = 4;
@@ -271,6 +287,10 @@ fn c_host_drives_the_whole_table() {
         delay: Duration::from_millis(200),
         ..Default::default()
     }));
+    // The two streams still running when the host destroys the instance.
+    for text in INFLIGHT_TEXTS {
+        sim.push(one_part_then_silence(text));
+    }
 
     let base_url = sim.base_url();
     let (status, stdout, stderr) = run_with_timeout(
@@ -306,6 +326,9 @@ fn c_host_drives_the_whole_table() {
                 "cancel-chunk",
                 "cancel-done",
                 "cancelled",
+                "inflight-chunk",
+                "inflight-done",
+                "destroyed-inflight",
                 "ok",
             ],
         &format!("unexpected line order {order:?}"),
@@ -469,10 +492,45 @@ fn c_host_drives_the_whole_table() {
         "wait() after cancel did not return 10",
     );
 
-    // What reached the simulator: the three completions, in order.
+    // Destroy with two streams in flight: each was cancelled inside destroy,
+    // keeping the one part it had delivered.
+    let mut inflight: Vec<String> = parts(&lines, "inflight-chunk")
+        .iter()
+        .map(|p| p["text"].as_str().unwrap_or_default().to_string())
+        .collect();
+    inflight.sort();
+    check(
+        inflight == INFLIGHT_TEXTS,
+        &format!("in-flight parts {inflight:?}"),
+    );
+    let mut kept = Vec::new();
+    for rest in lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("inflight-done "))
+    {
+        let (st, done) = status_and_json(rest, "inflight-done");
+        check(st == 10, "an in-flight stream did not end cancelled");
+        kept.push(
+            done["partial"]["message"]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    kept.sort();
+    check(
+        kept == INFLIGHT_TEXTS,
+        &format!("in-flight partials {kept:?}"),
+    );
+    check(
+        one_line(&lines, "destroyed-inflight") == "2",
+        "destroy did not end both in-flight streams",
+    );
+
+    // What reached the simulator: the five completions, in order.
     let bodies = sim.chat_bodies();
     check(
-        bodies.len() == 3,
+        bodies.len() == 5,
         &format!(
             "the simulator got {} chat requests: {bodies:?}",
             bodies.len()
