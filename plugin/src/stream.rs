@@ -102,6 +102,17 @@ struct Chunk<'a> {
     choices: Option<Vec<ChunkChoice<'a>>>,
     #[serde(default)]
     usage: Option<WireUsage>,
+    /// An error reported inside the stream, Moonshot's envelope shape.
+    #[serde(borrow, default)]
+    error: Option<StreamError<'a>>,
+}
+
+#[derive(Deserialize)]
+struct StreamError<'a> {
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    message: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -163,6 +174,14 @@ impl Turn {
         sink: &mut dyn PartSink,
     ) -> Result<(), ProviderError> {
         let chunk: Chunk = serde_json::from_str(data).map_err(|e| malformed("stream chunk", e))?;
+        if let Some(error) = chunk.error {
+            let message = error
+                .message
+                .as_deref()
+                .unwrap_or("upstream reported an error mid-stream");
+            return Err(ProviderError::new(ErrorKind::Upstream, message.to_string())
+                .with_code(error.kind.as_deref().unwrap_or("stream_error").to_string()));
+        }
         self.apply(chunk, sink, true);
         Ok(())
     }
@@ -222,6 +241,11 @@ impl Turn {
     }
 
     fn apply_delta(&mut self, delta: Delta, sink: &mut dyn PartSink, streaming: bool) {
+        // After a STOP nothing more is delivered, so nothing more is kept:
+        // the partial result is exactly what the host received.
+        if self.stopped {
+            return;
+        }
         if let Some(reasoning) = delta.reasoning_content.filter(|r| !r.is_empty()) {
             self.reasoning.push_str(&reasoning);
             if streaming {
@@ -397,6 +421,43 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::Protocol);
         assert!(turn.apply_completion(r#"{"choices":[]}"#).is_err());
+    }
+
+    #[test]
+    fn an_error_inside_the_stream_is_an_upstream_error() {
+        let mut turn = Turn::default();
+        let err = turn
+            .apply_chunk(
+                r#"{"error":{"type":"server_error","message":"overloaded mid-stream"}}"#,
+                &mut Collect::default(),
+            )
+            .unwrap_err();
+        assert_eq!(
+            (err.kind, err.code.as_str(), err.message.as_str()),
+            (ErrorKind::Upstream, "server_error", "overloaded mid-stream")
+        );
+    }
+
+    #[test]
+    fn nothing_is_kept_after_a_stop() {
+        struct StopAtOnce;
+        impl PartSink for StopAtOnce {
+            fn part(&mut self, _json: &str) -> Flow {
+                Flow::Stop
+            }
+        }
+        let mut turn = Turn::default();
+        turn.apply_chunk(
+            r#"{"choices":[{"index":0,"delta":{"content":"ab"}}]}"#,
+            &mut StopAtOnce,
+        )
+        .unwrap();
+        turn.apply_chunk(
+            r#"{"choices":[{"index":0,"delta":{"content":"cd"}}]}"#,
+            &mut StopAtOnce,
+        )
+        .unwrap();
+        assert_eq!(turn.content, "ab");
     }
 
     #[test]

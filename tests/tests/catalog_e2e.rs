@@ -122,10 +122,16 @@ fn a_retired_id_migrates_or_errors_by_config() {
         &sim,
         json!({"today": "2026-05-24", "retired_models": "error"}),
     );
+    sim.push(Reply::completion(&ReplySpec {
+        model: "kimi-k2-turbo-preview".into(),
+        ..ReplySpec::default()
+    }));
     let out = run(
         &before,
         &json!({"model":"kimi-k2-turbo-preview","messages":"x"}),
     );
+    assert_eq!(out.status, abi::MOONSHOT_OK, "{}", out.result);
     assert!(out.result.get("migrated_from").is_none());
+    assert_eq!(out.result["model"], "kimi-k2-turbo-preview");
     assert_eq!(sim.chat_bodies()[1]["model"], "kimi-k2-turbo-preview");
 }
