@@ -9,6 +9,8 @@ commands:
   chat PROMPT      chat through the plugin, streaming the reply as it arrives
   models           the models served today: context, modalities, prices per 1M tokens
   list             the model ids and aliases the provider answers to
+  serve            answer Puter's driver protocol on 127.0.0.1, so puter.js chats
+                   through the plugin (prints the URL on stdout)
 
 chat options:
   --model M        model id, alias or puterId (default: the provider's default)
@@ -18,6 +20,9 @@ chat options:
   --no-stream      ask for the whole answer at once
   --output FORMAT  text (default) or ndjson: one JSON line per stream part, then the result
 
+serve options:
+  --port P         port on 127.0.0.1 (default 4100, Puter's local API port; 0 picks a free one)
+
 global options:
   --config FILE    Puter-style config: {\"providers\":{\"moonshot\":{\"apiKey\":\"...\"}}}
   --library PATH   the provider library (default: the one built beside host-demo)
@@ -25,11 +30,15 @@ global options:
 environment: MOONSHOT_API_KEY (used when the config has no key), MOONSHOT_BASE_URL.
 Without any key, host-demo answers from the offline simulator.";
 
+/// Where `serve` listens unless told: the port of Puter's own local API.
+pub const DEFAULT_PORT: u16 = 4100;
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Chat(String),
     Models,
     List,
+    Serve { port: u16 },
     Help,
 }
 
@@ -48,6 +57,7 @@ pub struct Options {
     pub max_tokens: Option<u64>,
     pub stream: bool,
     pub output: Output,
+    pub port: Option<u16>,
     pub config: Option<PathBuf>,
     pub library: Option<PathBuf>,
 }
@@ -62,6 +72,7 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
         max_tokens: None,
         stream: true,
         output: Output::Text,
+        port: None,
         config: None,
         library: None,
     };
@@ -89,6 +100,13 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
                     other => return Err(format!("--output takes text or ndjson, not '{other}'")),
                 }
             }
+            "--port" => {
+                let p = value("--port")?;
+                options.port =
+                    Some(p.parse().map_err(|_| {
+                        format!("--port takes a number from 0 to 65535, not '{p}'")
+                    })?);
+            }
             "--config" => options.config = Some(PathBuf::from(value("--config")?)),
             "--library" => options.library = Some(PathBuf::from(value("--library")?)),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
@@ -106,6 +124,14 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
         }
         Some("models") => Command::Models,
         Some("list") => Command::List,
+        Some("serve") => {
+            if let Some(extra) = positional.first() {
+                return Err(format!("serve takes no argument ('{extra}')"));
+            }
+            Command::Serve {
+                port: options.port.unwrap_or(DEFAULT_PORT),
+            }
+        }
         Some(other) => return Err(format!("unknown command '{other}'")),
     };
     Ok(options)
@@ -129,6 +155,22 @@ mod tests {
         assert!(!o.stream);
         assert_eq!(o.output, Output::Ndjson);
         assert_eq!(o.config, Some(PathBuf::from("c.json")));
+    }
+
+    #[test]
+    fn serve_and_its_port() {
+        assert_eq!(
+            parse_str("serve").unwrap().command,
+            Command::Serve { port: DEFAULT_PORT }
+        );
+        assert_eq!(
+            parse_str("--config c.json serve --port 0").unwrap().command,
+            Command::Serve { port: 0 }
+        );
+        assert!(parse_str("serve --port 70000")
+            .unwrap_err()
+            .contains("0 to 65535"));
+        assert!(parse_str("serve now").unwrap_err().contains("no argument"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //!   host-demo chat "Hello" [--model M] [--provider P] [--no-stream] [--output text|ndjson]
 //!   host-demo models | list
+//!   host-demo serve [--port P]   (Puter's driver protocol on 127.0.0.1, for puter.js)
 //!
 //! Global options: --config FILE (Puter-style {"providers":{"moonshot":{...}}}),
 //! --library PATH (default: the library cargo built beside this binary).
@@ -17,6 +18,7 @@ use serde_json::{json, Value};
 
 mod args;
 mod render;
+mod serve;
 
 use args::{Command, Options, Output};
 
@@ -80,6 +82,7 @@ fn run(options: Options) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Chat(prompt) => chat(&registry, &options, prompt),
+        Command::Serve { port } => serve::run(&registry, *port),
         Command::Help => Ok(ExitCode::SUCCESS),
     }
 }
