@@ -1,0 +1,19 @@
+//! The benchmark behind `make bench` (not part of the test suite).
+//!
+//! One invocation starts a fast local upstream in a child process
+//! ([`server`]), then runs each client kind in a child process of its own
+//! against it, so every CPU and memory figure belongs to that client alone:
+//! the wire and decode floors ([`floors`]), the plugin through its C ABI
+//! ([`plugin_client`]) and the openai npm package (tests/bench/openai-node).
+//! [`run`] drives it all and prints the table; [`plugin_client::scale`]
+//! holds 1,000 streams open against the paced upstream; [`profile`] runs
+//! perf and callgrind on the plugin client (`--profile`).
+
+pub mod answer;
+pub mod figures;
+pub mod floors;
+pub mod plugin_client;
+pub mod procstat;
+pub mod profile;
+pub mod run;
+pub mod server;

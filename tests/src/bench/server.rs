@@ -1,0 +1,167 @@
+//! The bench upstream: a minimal, fast HTTP/1.1 server on 127.0.0.1 that
+//! answers every `POST .../chat/completions` with the precomputed stream.
+//!
+//! It runs in its own process (`bench --serve`), so the clients' CPU and
+//! memory figures never include it. One thread per connection, with
+//! keep-alive: a client that reuses its connection costs the server one
+//! `write` of the whole precomputed response per request (fast mode). Paths
+//! under `/slow/` stream the same bytes in bursts spaced out in time (the
+//! scale run). `GET /__stats` reports connections and requests served.
+//! The server exits when its standard input closes (its parent is gone).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::answer::Answer;
+
+/// How the server paces the `/slow/` streams.
+#[derive(Clone, Copy, Debug)]
+pub struct Pacing {
+    /// SSE events written together.
+    pub burst: usize,
+    /// Pause after each burst.
+    pub interval: Duration,
+}
+
+struct Shared {
+    answer: Answer,
+    pacing: Pacing,
+    connections: AtomicU64,
+    requests: AtomicU64,
+}
+
+/// Serves until standard input closes. Prints the port on its own line on
+/// standard output once listening.
+pub fn serve(chunks: usize, pacing: Pacing) -> ! {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    // std listens with a modest backlog; a burst of 1,000 connects wants more.
+    // SAFETY: a valid listening socket; listen() again only resizes its queue.
+    unsafe { libc::listen(listener.as_raw_fd(), 4096) };
+    let port = listener.local_addr().expect("local addr").port();
+    println!("{port}");
+    std::io::stdout().flush().ok();
+
+    std::thread::spawn(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut sink);
+        std::process::exit(0);
+    });
+
+    let shared = Arc::new(Shared {
+        answer: Answer::new(chunks),
+        pacing,
+        connections: AtomicU64::new(0),
+        requests: AtomicU64::new(0),
+    });
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        shared.connections.fetch_add(1, Ordering::Relaxed);
+        let shared = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                let _ = connection(stream, &shared);
+            });
+        if let Err(e) = spawned {
+            eprintln!("bench upstream: cannot start a connection thread: {e}");
+        }
+    }
+    unreachable!("incoming() never ends")
+}
+
+fn connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut reader = BufReader::with_capacity(8 * 1024, stream.try_clone()?);
+    let mut writer = stream;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+        let mut content_length = 0usize;
+        let mut close = false;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                let value = value.trim();
+                if name.eq_ignore_ascii_case("content-length") {
+                    content_length = value.parse().unwrap_or(0);
+                } else if name.eq_ignore_ascii_case("connection") {
+                    close = value.eq_ignore_ascii_case("close");
+                }
+            }
+        }
+        let mut body = vec![0u8; content_length];
+        reader.read_exact(&mut body)?;
+
+        if path == "/__stats" {
+            let text = format!(
+                "{{\"connections\":{},\"requests\":{}}}",
+                shared.connections.load(Ordering::Relaxed),
+                shared.requests.load(Ordering::Relaxed)
+            );
+            write!(
+                writer,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+                text.len()
+            )?;
+        } else if path.ends_with("/chat/completions") {
+            shared.requests.fetch_add(1, Ordering::Relaxed);
+            if path.starts_with("/slow/") {
+                paced(&mut writer, &shared.answer, shared.pacing)?;
+            } else {
+                writer.write_all(&shared.answer.response)?;
+            }
+        } else {
+            let text = "{\"error\":{\"type\":\"not_found\",\"message\":\"no such path\"}}";
+            write!(
+                writer,
+                "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+                text.len()
+            )?;
+        }
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+/// The same response as the fast mode, written a burst at a time.
+fn paced(writer: &mut TcpStream, answer: &Answer, pacing: Pacing) -> std::io::Result<()> {
+    let mut out = answer.head.clone();
+    for burst in answer.frames.chunks(pacing.burst.max(1)) {
+        for frame in burst {
+            out.extend_from_slice(frame);
+        }
+        writer.write_all(&out)?;
+        out.clear();
+        std::thread::sleep(pacing.interval);
+    }
+    writer.write_all(answer.trailer)
+}
+
+/// Asks a running bench upstream for its counters.
+pub fn stats(port: u16) -> Option<(u64, u64)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .write_all(b"GET /__stats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let body = text.split_once("\r\n\r\n")?.1;
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    Some((value["connections"].as_u64()?, value["requests"].as_u64()?))
+}
