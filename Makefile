@@ -1,7 +1,7 @@
 # The project's commands. CI runs `make test` (through .ci/run).
 CARGO ?= cargo
 
-.PHONY: demo test check-format lint unit header
+.PHONY: demo test check-format lint unit header bench fuzz
 
 # The main job: the demo host chatting through the plugin (offline simulator
 # when no MOONSHOT_API_KEY is set).
@@ -24,3 +24,41 @@ unit:
 # Regenerate include/moonshot_provider.h after changing plugin/abi.
 header:
 	$(CARGO) run -q -p moonshot-tests --bin gen-header
+
+# Fuzzing (not part of `make test`): every cargo-fuzz target of plugin/fuzz
+# for FUZZ_SECONDS each, from the committed seeds (plugin/fuzz/seeds/<target>)
+# plus what earlier runs found (plugin/fuzz/corpus/<target>, not committed).
+# A crash stops the run and leaves its input in plugin/fuzz/artifacts/<target>.
+# cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP=1 allows them on stable.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= sse_decoder request_prepare config_from_json stream_chunk
+FUZZ_FLAGS ?=
+
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	@cd plugin/fuzz && for target in $(FUZZ_TARGETS); do \
+		echo "== fuzz $$target for $(FUZZ_SECONDS) s"; \
+		mkdir -p corpus/$$target && \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target corpus/$$target seeds/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_FLAGS) || exit 1; \
+	done
+
+# Not part of `make test`: what the plugin costs a host, next to the openai
+# npm package and two floors (README, "Benchmarks"). Options go in
+# BENCH_ARGS, e.g. `make bench BENCH_ARGS="--n 500 --profile"`.
+.PHONY: bench
+bench:
+	$(CARGO) build --release -q -p moonshot-provider
+	$(CARGO) run --release -q -p moonshot-tests --bin bench -- $(BENCH_ARGS)
+
+# puter.js against the demo host (issue 6): `make serve` answers Puter's
+# driver protocol on 127.0.0.1:4100 (offline simulator without a key);
+# `make js-deps` installs tests/js's locked npm packages, which the
+# puter.js end-to-end test (part of `make test`) needs.
+.PHONY: serve js-deps
+
+serve:
+	$(CARGO) run -q -p host-demo -- serve
+
+js-deps:
+	cd tests/js && npm ci --no-audit --no-fund

@@ -1,6 +1,8 @@
 //! Shared helpers of the integration tests: the header generator, locating
 //! and loading the built plugin, and small ABI conveniences.
 
+pub mod bench;
+pub mod fuzz_checks;
 pub mod harness;
 pub mod header;
 pub mod plugin;
