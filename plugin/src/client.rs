@@ -17,6 +17,10 @@ use crate::error::{ErrorKind, ProviderError};
 /// Largest error or non-stream body we read (a JSON completion is far smaller).
 const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Room for a response head and a burst of stream; bigger heads are refused.
+const INPUT_BUFFER_BYTES: usize = 32 * 1024;
+const OUTPUT_BUFFER_BYTES: usize = 16 * 1024;
+
 pub struct Client {
     agent: Agent,
     base_url: String,
@@ -71,6 +75,14 @@ impl Client {
             .timeout_recv_response(Some(t.first_byte))
             .timeout_per_read(Some(t.idle))
             .user_agent(concat!("moonshot-provider/", env!("CARGO_PKG_VERSION")))
+            // Every pool thread may hold one Moonshot connection for reuse.
+            .max_idle_connections(config.max_concurrency.max(4))
+            .max_idle_connections_per_host(config.max_concurrency.max(4))
+            // ureq's 128 KiB defaults, zeroed per connection, cost 285 KB per
+            // open stream; SSE chunks are a few hundred bytes and request
+            // bodies stream through the output buffer in pieces.
+            .input_buffer_size(INPUT_BUFFER_BYTES)
+            .output_buffer_size(OUTPUT_BUFFER_BYTES)
             .build();
         let connector =
             ().chain(CancellableTcpConnector::default())

@@ -258,6 +258,7 @@ fn run_job(
     injected: Option<InjectedPanic>,
 ) {
     let _current = cancel::enter(state.cancel.clone());
+    let mut leftover = None;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         if injected == Some(InjectedPanic::AtStart) {
             panic!("__panic_for_test: injected at the start of the job");
@@ -267,7 +268,14 @@ fn run_job(
             delivered: 0,
             injected,
         };
-        job::run(prepared, config, client, &state.cancel, &mut sink)
+        job::run(
+            prepared,
+            config,
+            client,
+            &state.cancel,
+            &mut sink,
+            &mut leftover,
+        )
     }))
     .unwrap_or_else(|panic| Err(job::Failure::new(error::from_panic(panic), None)));
     // The request is done with its connection, which may now serve another
@@ -294,6 +302,11 @@ fn run_job(
     // A panicking host callback must not skip finish(): waiters rely on it.
     let _ = catch_unwind(AssertUnwindSafe(|| callbacks.on_done(status, &text)));
     state.finish(status, text);
+    // With the host answered, read the end of the stream's body so its
+    // connection goes back to the pool (instant from a well-behaved server).
+    if let Some(rest) = leftover {
+        let _ = catch_unwind(AssertUnwindSafe(|| rest.drain()));
+    }
 }
 
 /// One IChatModel, as Puter's providers describe models.

@@ -66,12 +66,15 @@ impl Answer {
 
 /// Runs a prepared request to its end. Parts go to `sink` as they arrive;
 /// the return value is the final result or the error plus what was received.
+/// What is left of a stream's body lands in `leftover`, for the caller to
+/// drain once the host has its result.
 pub fn run(
     prepared: &Prepared,
     config: &Config,
     client: &Client,
     cancel: &CancelToken,
     sink: &mut dyn PartSink,
+    leftover: &mut Option<Leftover>,
 ) -> Result<Value, Box<Failure>> {
     let deadline = Instant::now() + config.timeouts.total;
     let mut guard = StopGuard {
@@ -96,6 +99,7 @@ pub fn run(
         deadline,
         &mut guard,
         &mut answer,
+        leftover,
     );
     match outcome {
         Ok(()) => {
@@ -138,6 +142,7 @@ pub fn run(
 /// Sends the request and, while the answer is a `$web_search` call, runs
 /// Moonshot's search round trip: echo the call's arguments as the tool
 /// message and ask again (MOONSHOT-API.md §5).
+#[allow(clippy::too_many_arguments)]
 fn converse(
     prepared: &Prepared,
     config: &Config,
@@ -146,21 +151,24 @@ fn converse(
     deadline: Instant,
     guard: &mut StopGuard,
     answer: &mut Answer,
+    leftover: &mut Option<Leftover>,
 ) -> Result<(), ProviderError> {
     let mut body = prepared.body.clone();
     media::inline_all(&mut body, &prepared.remote_media, client, cancel, deadline)?;
     loop {
+        // Finish the previous round's body so its connection serves this one.
+        if let Some(previous) = leftover.take() {
+            previous.drain();
+        }
         answer.rounds += 1;
         let mut turn = Turn::default();
         let round = one_round(
             &body, prepared, config, client, cancel, deadline, &mut turn, guard,
         );
-        let received =
-            !turn.content.is_empty() || !turn.reasoning.is_empty() || !turn.tool_calls.is_empty();
         let usage = match turn.usage() {
             Some(usage) if round.is_ok() || usage.prompt_tokens > 0 => Some(usage),
             // Nothing came (a refused request): nothing to bill.
-            _ if round.is_err() && !received => None,
+            _ if round.is_err() && !turn.received_anything() => None,
             _ => Some(estimate(&body, &turn, client, cancel, deadline)),
         };
         if let Some(usage) = usage {
@@ -168,7 +176,7 @@ fn converse(
         }
         let said = (turn.content.clone(), turn.reasoning.clone());
         answer.absorb(&mut turn);
-        answer.request_id = round?;
+        (answer.request_id, *leftover) = round?;
         if guard.stopped || cancel.is_cancelled() {
             return Err(ProviderError::cancelled());
         }
@@ -232,7 +240,8 @@ fn append_search_round(
     }
 }
 
-/// One request/response with Moonshot; returns its request id.
+/// One request/response with Moonshot; returns its request id and, for a
+/// stream, what is left of its body after `[DONE]`.
 #[allow(clippy::too_many_arguments)]
 fn one_round(
     body: &Map<String, Value>,
@@ -243,7 +252,7 @@ fn one_round(
     deadline: Instant,
     turn: &mut Turn,
     guard: &mut StopGuard,
-) -> Result<Option<String>, ProviderError> {
+) -> Result<(Option<String>, Option<Leftover>), ProviderError> {
     let bytes = serde_json::to_vec(body).map_err(|e| ProviderError::internal(e.to_string()))?;
     let upstream = client.post_json("/chat/completions", &bytes, cancel, deadline)?;
     let request_id = upstream.request_id.clone();
@@ -255,7 +264,7 @@ fn one_round(
         .unwrap_or("")
         .to_ascii_lowercase();
     let read = if prepared.stream && content_type.starts_with("text/event-stream") {
-        read_stream(upstream.response.into_body(), turn, guard, cancel, config)
+        read_stream(upstream.response.into_body(), turn, guard, cancel, config).map(Some)
     } else if prepared.stream {
         read_unstreamed(
             upstream.response.into_body(),
@@ -264,15 +273,17 @@ fn one_round(
             guard,
             config,
         )
+        .map(|()| None)
     } else {
         client::read_body_text(upstream.response.into_body(), &config.timeouts)
             .and_then(|text| turn.apply_completion(&text))
+            .map(|()| None)
     };
-    read.map_err(|mut e| {
+    let leftover = read.map_err(|mut e| {
         e.request_id = e.request_id.take().or(request_id.clone());
         e
     })?;
-    Ok(request_id)
+    Ok((request_id, leftover))
 }
 
 /// Forwards parts until a callback says stop or the request is cancelled.
@@ -296,13 +307,25 @@ impl PartSink for StopGuard<'_> {
     }
 }
 
+/// What is left of a stream's body after `[DONE]`: usually just the end of
+/// the chunked encoding. Reading it to the end returns the connection to
+/// ureq's pool for the next request; dropping it closes the connection.
+pub struct Leftover(ureq::BodyReader<'static>);
+
+impl Leftover {
+    /// Reads to the end (at most 1 MiB); the read timeouts still apply.
+    pub fn drain(mut self) {
+        let _ = std::io::copy(&mut (&mut self.0).take(1024 * 1024), &mut std::io::sink());
+    }
+}
+
 fn read_stream(
     body: ureq::Body,
     turn: &mut Turn,
     sink: &mut StopGuard,
     cancel: &CancelToken,
     config: &Config,
-) -> Result<(), ProviderError> {
+) -> Result<Leftover, ProviderError> {
     let mut reader = body.into_reader();
     let mut decoder = SseDecoder::new(MAX_SSE_LINE);
     let mut buffer = vec![0u8; READ_BUFFER];
@@ -351,7 +374,7 @@ fn read_stream(
         decoder.finish();
         return Err(stream_cut(""));
     }
-    Ok(())
+    Ok(Leftover(reader))
 }
 
 fn stream_cut(detail: &str) -> ProviderError {

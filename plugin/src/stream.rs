@@ -299,6 +299,11 @@ impl Turn {
         }
     }
 
+    /// Whether any text, reasoning or tool call arrived.
+    pub fn received_anything(&self) -> bool {
+        !self.content.is_empty() || !self.reasoning.is_empty() || !self.tool_calls.is_empty()
+    }
+
     /// Usage as Moonshot reported it: top-level first, else the choice's.
     pub fn usage(&self) -> Option<Usage> {
         self.top_usage.or(self.choice_usage)
