@@ -19,6 +19,19 @@ chat options:
   --max-tokens N   output token limit
   --no-stream      ask for the whole answer at once
   --output FORMAT  text (default) or ndjson: one JSON line per stream part, then the result
+  --thinking, --no-thinking      turn the model's reasoning on or off
+  --reasoning-effort LEVEL       low, medium, high or max (kimi-k3)
+  --tools FILE     a JSON array of tools (OpenAI function form)
+  --tool-choice C  auto, none, required, or a tool name
+  --image PATH|URL an image to send with the prompt (repeatable)
+  --video PATH|URL a video to send with the prompt (repeatable)
+  --json           ask for a JSON object (response_format json_object)
+  --json-schema F  ask for JSON matching the schema in file F
+  --partial TEXT   partial mode: the answer continues TEXT
+  --web-search     let the model search the web (Moonshot's $web_search)
+  --cache-key KEY  prompt_cache_key, for Moonshot's prompt cache
+  --temperature T  sampling temperature (omitted where the model pins it)
+  --stop S         a stop sequence (repeatable, at most 5)
 
 serve options:
   --port P         port on 127.0.0.1 (default 4100, Puter's local API port; 0 picks a free one)
@@ -48,8 +61,27 @@ pub enum Output {
     Ndjson,
 }
 
+/// The Moonshot features a chat can ask for.
+#[derive(Debug, Default, PartialEq)]
+pub struct Features {
+    pub thinking: Option<bool>,
+    pub reasoning_effort: Option<String>,
+    pub tools: Option<PathBuf>,
+    pub tool_choice: Option<String>,
+    pub images: Vec<String>,
+    pub videos: Vec<String>,
+    pub json: bool,
+    pub json_schema: Option<PathBuf>,
+    pub partial: Option<String>,
+    pub web_search: bool,
+    pub cache_key: Option<String>,
+    pub temperature: Option<f64>,
+    pub stop: Vec<String>,
+}
+
 #[derive(Debug)]
 pub struct Options {
+    pub features: Features,
     pub command: Command,
     pub model: Option<String>,
     pub provider: Option<String>,
@@ -65,6 +97,7 @@ pub struct Options {
 pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut args = args.peekable();
     let mut options = Options {
+        features: Features::default(),
         command: Command::Help,
         model: None,
         provider: None,
@@ -93,6 +126,30 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
                 );
             }
             "--no-stream" => options.stream = false,
+            "--thinking" => options.features.thinking = Some(true),
+            "--no-thinking" => options.features.thinking = Some(false),
+            "--reasoning-effort" => {
+                options.features.reasoning_effort = Some(value("--reasoning-effort")?)
+            }
+            "--tools" => options.features.tools = Some(PathBuf::from(value("--tools")?)),
+            "--tool-choice" => options.features.tool_choice = Some(value("--tool-choice")?),
+            "--image" => options.features.images.push(value("--image")?),
+            "--video" => options.features.videos.push(value("--video")?),
+            "--json" => options.features.json = true,
+            "--json-schema" => {
+                options.features.json_schema = Some(PathBuf::from(value("--json-schema")?))
+            }
+            "--partial" => options.features.partial = Some(value("--partial")?),
+            "--web-search" => options.features.web_search = true,
+            "--cache-key" => options.features.cache_key = Some(value("--cache-key")?),
+            "--temperature" => {
+                let t = value("--temperature")?;
+                options.features.temperature = Some(
+                    t.parse()
+                        .map_err(|_| format!("--temperature takes a number, not '{t}'"))?,
+                );
+            }
+            "--stop" => options.features.stop.push(value("--stop")?),
             "--output" => {
                 options.output = match value("--output")?.as_str() {
                     "text" => Output::Text,
@@ -155,6 +212,29 @@ mod tests {
         assert!(!o.stream);
         assert_eq!(o.output, Output::Ndjson);
         assert_eq!(o.config, Some(PathBuf::from("c.json")));
+    }
+
+    #[test]
+    fn feature_flags() {
+        let o = parse_str(
+            "chat hi --thinking --tools t.json --tool-choice get_weather --image a.png --image https://x/y.jpg \
+             --json --partial Once --web-search --cache-key s1 --temperature 0.3 --stop END --reasoning-effort low",
+        )
+        .unwrap();
+        let f = &o.features;
+        assert_eq!(f.thinking, Some(true));
+        assert_eq!(f.tools, Some(PathBuf::from("t.json")));
+        assert_eq!(f.tool_choice.as_deref(), Some("get_weather"));
+        assert_eq!(f.images, vec!["a.png", "https://x/y.jpg"]);
+        assert!(f.json && f.web_search);
+        assert_eq!(f.partial.as_deref(), Some("Once"));
+        assert_eq!(f.cache_key.as_deref(), Some("s1"));
+        assert_eq!(f.temperature, Some(0.3));
+        assert_eq!(f.stop, vec!["END"]);
+        assert_eq!(f.reasoning_effort.as_deref(), Some("low"));
+        assert!(parse_str("chat hi --temperature warm")
+            .unwrap_err()
+            .contains("takes a number"));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use host_demo::registry::{self, Registry};
 use serde_json::{json, Value};
 
 mod args;
+mod chat_request;
 mod render;
 mod serve;
 
@@ -133,15 +134,14 @@ fn provider_config(
 fn chat(registry: &Registry, options: &Options, prompt: &str) -> Result<ExitCode, String> {
     let (registered, model) =
         registry.resolve(options.provider.as_deref(), options.model.as_deref())?;
-    let mut messages = Vec::new();
-    if let Some(system) = &options.system {
-        messages.push(json!({"role": "system", "content": system}));
-    }
-    messages.push(json!({"role": "user", "content": prompt}));
-    let mut request = json!({"model": model, "messages": messages, "stream": options.stream});
-    if let Some(n) = options.max_tokens {
-        request["max_tokens"] = json!(n);
-    }
+    let request = chat_request::build(
+        &model,
+        options.system.as_deref(),
+        prompt,
+        options.stream,
+        options.max_tokens,
+        &options.features,
+    )?;
 
     let (handle, events) = registered
         .instance

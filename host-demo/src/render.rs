@@ -10,7 +10,8 @@ use crate::args::Output;
 pub struct Stream {
     output: Output,
     in_reasoning: bool,
-    printed_text: bool,
+    /// Any part arrived, so the answer was streamed and is not printed again.
+    streamed: bool,
 }
 
 impl Stream {
@@ -18,7 +19,7 @@ impl Stream {
         Stream {
             output,
             in_reasoning: false,
-            printed_text: false,
+            streamed: false,
         }
     }
 
@@ -31,6 +32,7 @@ impl Stream {
         let Ok(part) = serde_json::from_str::<Value>(part) else {
             return;
         };
+        self.streamed = true;
         match part["type"].as_str() {
             Some("reasoning") => {
                 // Reasoning goes to stderr so stdout holds only the answer.
@@ -46,9 +48,12 @@ impl Stream {
                     self.in_reasoning = false;
                 }
                 let _ = write!(out, "{}", part["text"].as_str().unwrap_or(""));
-                self.printed_text = true;
             }
             Some("tool_use") => {
+                if self.in_reasoning {
+                    eprintln!();
+                    self.in_reasoning = false;
+                }
                 let _ = writeln!(
                     out,
                     "\n[tool call] {}({})",
@@ -68,7 +73,7 @@ impl Stream {
                 let _ = writeln!(out, "{result}");
             }
             Output::Text => {
-                if !self.printed_text && status == moonshot_abi::MOONSHOT_OK {
+                if !self.streamed && status == moonshot_abi::MOONSHOT_OK {
                     if let Some(reasoning) = result["message"]["reasoning"].as_str() {
                         eprintln!("[thinking] {reasoning}");
                     }
