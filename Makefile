@@ -1,16 +1,23 @@
 # The project's commands. CI runs `make test` (through .ci/run).
 CARGO ?= cargo
 
-.PHONY: demo test check-format lint unit header bench fuzz
+.PHONY: demo test deps check-format lint unit header bench fuzz serve js-deps
 
 # The main job: the demo host chatting through the plugin (offline simulator
 # when no MOONSHOT_API_KEY is set).
 demo:
 	$(CARGO) run -q -p host-demo -- chat "Hello, Kimi! Introduce yourself in one sentence."
 
-# Every test: formatting, lints, unit and integration tests (C hosts,
-# header drift, abi_stable layout check, simulator end to end).
-test: check-format lint unit
+# Every test: formatting, lints, unit and integration tests (C hosts under
+# gcc and valgrind, header drift, abi_stable layout check, the simulator,
+# third-party mocks, puter.js under Node). Needs gcc, g++, valgrind, python3
+# and node/npm (.ci/run installs the system ones).
+test: deps check-format lint unit
+
+# The test suite's npm and PyPI packages, pinned and installed into the
+# tree; a no-op when they are already there.
+deps: js-deps
+	bash tests/thirdparty/install.sh
 
 check-format:
 	$(CARGO) fmt --all -- --check
@@ -46,7 +53,6 @@ fuzz:
 # Not part of `make test`: what the plugin costs a host, next to the openai
 # npm package and two floors (README, "Benchmarks"). Options go in
 # BENCH_ARGS, e.g. `make bench BENCH_ARGS="--n 500 --profile"`.
-.PHONY: bench
 bench:
 	$(CARGO) build --release -q -p moonshot-provider
 	$(CARGO) run --release -q -p moonshot-tests --bin bench -- $(BENCH_ARGS)
@@ -55,10 +61,12 @@ bench:
 # driver protocol on 127.0.0.1:4100 (offline simulator without a key);
 # `make js-deps` installs tests/js's locked npm packages, which the
 # puter.js end-to-end test (part of `make test`) needs.
-.PHONY: serve js-deps
-
 serve:
 	$(CARGO) run -q -p host-demo -- serve
 
 js-deps:
-	cd tests/js && npm ci --no-audit --no-fund
+	@if [ ! -f tests/js/node_modules/.package-lock.json ] || \
+	    ! cmp -s tests/js/package-lock.json tests/js/node_modules/.installed-lock.json; then \
+		cd tests/js && npm ci --no-audit --no-fund --loglevel=error && \
+		cp package-lock.json node_modules/.installed-lock.json; \
+	fi
