@@ -143,6 +143,12 @@ fn user_like(
             return Ok(());
         }
         Some(Value::Array(items)) => {
+            // An empty part array would silently drop the message.
+            if items.is_empty() {
+                return Err(bad(format!(
+                    "message {index} has no content (an empty part array)"
+                )));
+            }
             for (p, item) in items.iter().enumerate() {
                 if item.get("type").and_then(Value::as_str) == Some("tool_result") {
                     conv.messages.push(tool_result(item, index)?);
@@ -603,6 +609,7 @@ mod tests {
             ),
             (json!([{"role":"tool","content":"x"}]), "tool_call_id"),
             (json!([{"role":"user"}]), "no content"),
+            (json!([{"role":"user","content":[]}]), "an empty part array"),
         ] {
             let err = convert(Some(&input), None).unwrap_err();
             assert!(err.message.contains(needle), "{input}: {}", err.message);
