@@ -412,6 +412,36 @@ static void plain_completion(const MoonshotApi *api, MoonshotInstance *inst) {
     api->release(req);
 }
 
+/* A streamed tool call: the plugin assembles the call's argument deltas and
+ * hands over one {"type":"tool_use"} part with the input parsed. */
+static void tool_call_stream(const MoonshotApi *api, MoonshotInstance *inst) {
+    static const char request[] =
+        "{\"model\":\"kimi-k2.6\",\"stream\":true,"
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+        "\"description\":\"Weather for a city\",\"parameters\":{\"type\":\"object\","
+        "\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}}}],"
+        "\"messages\":[{\"role\":\"user\",\"content\":\"Weather in Paris?\"}]}";
+    MoonshotCallbacks cb;
+    Stream s;
+    MoonshotRequest *req;
+    MoonshotStatus st;
+
+    stream_init(&s, "tool-chunk", "tool-done");
+    memset(&cb, 0, sizeof cb);
+    cb.struct_size = sizeof cb;
+    cb.on_chunk = on_chunk;
+    cb.on_done = on_done;
+
+    req = start(api, inst, request, &cb, &s, "tool stream");
+    st = api->wait(req, WAIT_MS);
+    if (st != MOONSHOT_OK) {
+        fail("tool stream: wait returned %d, expected %d", (int)st, MOONSHOT_OK);
+    }
+    check_stream_ended(&s, "tool stream", MOONSHOT_OK);
+    api->release(req);
+    stream_free(&s);
+}
+
 static void unknown_model(const MoonshotApi *api, MoonshotInstance *inst) {
     static const char request[] =
         "{\"model\":\"kimi-does-not-exist\",\"stream\":true,"
@@ -547,6 +577,7 @@ int main(int argc, char **argv) {
     run_queries(api, inst);
     streaming_completion(api, inst);
     plain_completion(api, inst);
+    tool_call_stream(api, inst);
     unknown_model(api, inst);
     cancelled_stream(api, inst);
     destroy_with_requests_in_flight(api, inst);

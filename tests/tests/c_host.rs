@@ -12,7 +12,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use moonshot_simulator::{Reply, ReplySpec, Simulator, UsageSpec};
+use moonshot_simulator::{Reply, ReplySpec, Simulator, ToolCallSpec, UsageSpec};
 use moonshot_tests::header::workspace_root;
 use moonshot_tests::plugin::plugin_path;
 use serde_json::Value;
@@ -282,6 +282,18 @@ fn c_host_drives_the_whole_table() {
         ..Default::default()
     }));
     sim.push(Reply::stream(&ReplySpec {
+        content: String::new(),
+        reasoning: Some("Look it up.".into()),
+        tool_calls: vec![ToolCallSpec {
+            id: "functions.get_weather:0".into(),
+            name: "get_weather".into(),
+            arguments: r#"{"city":"Paris"}"#.into(),
+        }],
+        finish_reason: "tool_calls".into(),
+        chunk_chars: 3,
+        ..Default::default()
+    }));
+    sim.push(Reply::stream(&ReplySpec {
         content: SLOW_CONTENT.into(),
         chunk_chars: SLOW_CHUNK_CHARS,
         delay: Duration::from_millis(200),
@@ -322,6 +334,8 @@ fn c_host_drives_the_whole_table() {
                 "chunk",
                 "done",
                 "result",
+                "tool-chunk",
+                "tool-done",
                 "unknown-model",
                 "cancel-chunk",
                 "cancel-done",
@@ -435,6 +449,37 @@ fn c_host_drives_the_whole_table() {
         &format!("plain finish_reason {result}"),
     );
 
+    // The streamed tool call: reasoning, then one whole tool_use part, then usage.
+    let tool_parts = parts(&lines, "tool-chunk");
+    let tool_kinds: Vec<&str> = tool_parts
+        .iter()
+        .map(|p| p["type"].as_str().unwrap_or("?"))
+        .collect();
+    let (reasoning_parts, rest) =
+        tool_kinds.split_at(tool_kinds.iter().take_while(|k| **k == "reasoning").count());
+    check(
+        !reasoning_parts.is_empty() && rest == ["tool_use", "usage"],
+        &format!("tool stream part kinds {tool_kinds:?}"),
+    );
+    check(
+        tool_parts[reasoning_parts.len()]
+            == serde_json::json!({"type":"tool_use","id":"functions.get_weather:0","name":"get_weather","input":{"city":"Paris"}}),
+        &format!("tool_use part {}", tool_parts[reasoning_parts.len()]),
+    );
+    let (st, tool_done) = status_and_json(one_line(&lines, "tool-done"), "tool-done");
+    check(
+        st == 0 && tool_done["finish_reason"] == "tool_calls",
+        &format!("tool-done {tool_done}"),
+    );
+    check(
+        tool_done["message"]["tool_calls"][0]["function"]["arguments"] == r#"{"city":"Paris"}"#,
+        &format!("tool-done tool_calls {tool_done}"),
+    );
+    check(
+        sim.chat_bodies()[2]["tools"][0]["function"]["name"] == "get_weather",
+        "the tool request declared get_weather upstream",
+    );
+
     // The unknown model, refused synchronously.
     let (st, err) = status_and_json(one_line(&lines, "unknown-model"), "unknown-model");
     check(
@@ -527,10 +572,10 @@ fn c_host_drives_the_whole_table() {
         "destroy did not end both in-flight streams",
     );
 
-    // What reached the simulator: the five completions, in order.
+    // What reached the simulator: the six completions, in order.
     let bodies = sim.chat_bodies();
     check(
-        bodies.len() == 5,
+        bodies.len() == 6,
         &format!(
             "the simulator got {} chat requests: {bodies:?}",
             bodies.len()
@@ -555,7 +600,7 @@ fn c_host_drives_the_whole_table() {
         &format!("the plain completion was sent as a stream: {}", bodies[1]),
     );
     check(
-        bodies[2]["stream"] == true,
-        &format!("the cancelled completion was not a stream: {}", bodies[2]),
+        bodies[3]["stream"] == true,
+        &format!("the cancelled completion was not a stream: {}", bodies[3]),
     );
 }
