@@ -131,7 +131,7 @@ fn serve_connection(stream: TcpStream, registry: &Registry) {
         Ok(served) => eprintln!(
             "host-demo: {} {} {}-> {}",
             request.method,
-            request.path(),
+            request.route(),
             if served.note.is_empty() {
                 String::new()
             } else {
@@ -142,7 +142,7 @@ fn serve_connection(stream: TcpStream, registry: &Registry) {
         Err(e) => eprintln!(
             "host-demo: {} {}: the client went away ({e})",
             request.method,
-            request.path()
+            request.route()
         ),
     }
     let _ = stream.shutdown(Shutdown::Write);
@@ -196,7 +196,7 @@ fn respond(
         );
     }
     let mut headers = cors_headers(origin);
-    match (request.method.as_str(), request.path()) {
+    match (request.method.as_str(), request.route()) {
         ("OPTIONS", _) => {
             headers.push(("Access-Control-Allow-Methods", "GET, POST, OPTIONS".into()));
             headers.push((

@@ -1,19 +1,21 @@
-//! A minimal HTTP/1.1 reader and writer: one request per connection, bounded sizes.
+//! A minimal HTTP/1.1 reader and writer for loopback servers: one request
+//! per connection (`Connection: close`), bounded sizes. Shared by the
+//! simulator and the demo host's `serve`.
 
 use std::io::{self, BufRead, Read, Write};
 
 use crate::RecordedRequest;
 
 /// Largest accepted request head (request line plus headers), in bytes.
-pub(crate) const MAX_HEAD: usize = 64 * 1024;
+pub const MAX_HEAD: usize = 64 * 1024;
 /// Largest accepted request body, in bytes.
-pub(crate) const MAX_BODY: usize = 64 * 1024 * 1024;
+pub const MAX_BODY: usize = 64 * 1024 * 1024;
 /// Largest accepted chunk-size line of a chunked request body.
 const MAX_CHUNK_LINE: usize = 4 * 1024;
 
 /// Why a request could not be read.
 #[derive(Debug)]
-pub(crate) enum ReadError {
+pub enum ReadError {
     /// The peer closed, timed out or failed before a full request: answer nothing.
     Gone,
     /// A malformed or oversized request: answer with this status and message.
@@ -57,7 +59,7 @@ fn read_line(
 /// Reads the request line, headers and body of one request.
 ///
 /// `on_continue` is called once when the client sent `Expect: 100-continue`, before the body is read.
-pub(crate) fn read_request(
+pub fn read_request(
     r: &mut impl BufRead,
     on_continue: impl FnOnce() -> io::Result<()>,
 ) -> Result<RecordedRequest, ReadError> {
@@ -164,14 +166,16 @@ fn read_chunked(r: &mut impl BufRead, head_budget: &mut usize) -> Result<Vec<u8>
 }
 
 /// The reason phrase for a status code.
-pub(crate) fn reason(status: u16) -> &'static str {
+pub fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",
+        204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Content Too Large",
         429 => "Too Many Requests",
@@ -185,16 +189,16 @@ pub(crate) fn reason(status: u16) -> &'static str {
 }
 
 /// Writes a status line and headers, then `Connection: close` and the blank line.
-pub(crate) fn write_head(
+pub fn write_head(
     w: &mut impl Write,
     status: u16,
-    headers: &[(String, String)],
+    headers: &[(impl AsRef<str>, impl AsRef<str>)],
 ) -> io::Result<()> {
     let mut head = format!("HTTP/1.1 {} {}\r\n", status, reason(status));
     for (name, value) in headers {
-        head.push_str(name);
+        head.push_str(name.as_ref());
         head.push_str(": ");
-        head.push_str(value);
+        head.push_str(value.as_ref());
         head.push_str("\r\n");
     }
     head.push_str("Connection: close\r\n\r\n");
@@ -202,7 +206,7 @@ pub(crate) fn write_head(
 }
 
 /// Writes one chunk of a chunked response body (`data` must not be empty).
-pub(crate) fn write_chunk(w: &mut impl Write, data: &[u8]) -> io::Result<()> {
+pub fn write_chunk(w: &mut impl Write, data: &[u8]) -> io::Result<()> {
     let mut frame = format!("{:x}\r\n", data.len()).into_bytes();
     frame.extend_from_slice(data);
     frame.extend_from_slice(b"\r\n");
@@ -211,7 +215,7 @@ pub(crate) fn write_chunk(w: &mut impl Write, data: &[u8]) -> io::Result<()> {
 }
 
 /// Writes the last chunk that ends a chunked response body.
-pub(crate) fn write_last_chunk(w: &mut impl Write) -> io::Result<()> {
+pub fn write_last_chunk(w: &mut impl Write) -> io::Result<()> {
     w.write_all(b"0\r\n\r\n")?;
     w.flush()
 }
@@ -289,7 +293,7 @@ mod tests {
     #[test]
     fn writes_head_and_chunks() {
         let mut out = Vec::new();
-        write_head(&mut out, 404, &[("A".into(), "b".into())]).unwrap();
+        write_head(&mut out, 404, &[("A", "b")]).unwrap();
         write_chunk(&mut out, b"hello, world!!!!").unwrap();
         write_last_chunk(&mut out).unwrap();
         assert_eq!(

@@ -7,7 +7,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod http;
+pub mod http;
 mod kimi;
 mod respond;
 mod rules;
@@ -131,7 +131,8 @@ impl RecordedRequest {
     }
 
     /// The path without its query string.
-    pub(crate) fn route(&self) -> &str {
+    /// The path without its query string.
+    pub fn route(&self) -> &str {
         self.path.split('?').next().unwrap_or("")
     }
 }
