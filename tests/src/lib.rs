@@ -2,6 +2,7 @@
 //! and loading the built plugin, and small ABI conveniences.
 
 pub mod bench;
+pub mod c_host;
 pub mod fuzz_checks;
 pub mod harness;
 pub mod header;

@@ -6,165 +6,18 @@
 //! gcc and g++ are required: when either is missing the tests fail (CI
 //! installs them); nothing is skipped.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::ffi::OsStr;
+use std::time::Duration;
 
-use moonshot_simulator::{Reply, ReplySpec, Simulator, ToolCallSpec, UsageSpec};
-use moonshot_tests::header::workspace_root;
+use moonshot_simulator::Simulator;
+use moonshot_tests::c_host::{
+    build_host, c_source, compile, include_dir, run_with_timeout, script, ScratchDir,
+    SLOW_CHUNK_CHARS, SLOW_CONTENT,
+};
 use moonshot_tests::plugin::plugin_path;
 use serde_json::Value;
 
 const HOST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// What each of the two in-flight streams sends before it goes silent.
-const INFLIGHT_TEXTS: [&str; 2] = ["held A", "held B"];
-
-/// A stream that sends one text part and then stays silent (until the
-/// simulator shuts down).
-fn one_part_then_silence(text: &str) -> Reply {
-    let chunk = serde_json::json!({"choices":[{"index":0,"delta":{"content":text}}]});
-    Reply::Raw {
-        head: "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
-            .into(),
-        body: vec![format!("data: {chunk}\n\n").into_bytes()],
-        delay: Duration::ZERO,
-        hold_open: Duration::from_secs(60),
-    }
-}
-
-/// The slow stream the host cancels: 10 text parts, one every 200 ms.
-const SLOW_CONTENT: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCD";
-const SLOW_CHUNK_CHARS: usize = 4;
-
-/// A fresh directory under the system temp dir, removed on drop unless the
-/// test failed (then it is kept for a look and its path printed).
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new(what: &str) -> ScratchDir {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir =
-            std::env::temp_dir().join(format!("moonshot-{what}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        ScratchDir(dir)
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            eprintln!("kept {} for inspection", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// Runs a compiler; fails the test with its stderr when it fails, and with a
-/// clear message when it is not installed.
-fn compile(compiler: &str, args: &[&std::ffi::OsStr]) {
-    let output = match Command::new(compiler).args(args).output() {
-        Ok(output) => output,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "`{compiler}` is not installed or not on PATH: the C/C++ consumer tests need gcc and g++ \
-             (e.g. `apt-get install gcc g++`); they are not skipped"
-        ),
-        Err(e) => panic!("cannot run `{compiler}`: {e}"),
-    };
-    assert!(
-        output.status.success(),
-        "`{compiler} {}` failed ({}):\n{}{}",
-        args.iter()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn include_dir() -> PathBuf {
-    workspace_root().join("include")
-}
-
-fn c_source(name: &str) -> PathBuf {
-    workspace_root().join("tests/c").join(name)
-}
-
-/// `gcc -std=c11 -Wall -Wextra -Wpedantic -Werror -I include tests/c/host.c -ldl -lpthread`
-fn build_host(dir: &Path) -> PathBuf {
-    let exe = dir.join("host");
-    let include = include_dir();
-    let source = c_source("host.c");
-    compile(
-        "gcc",
-        &[
-            "-std=c11".as_ref(),
-            "-Wall".as_ref(),
-            "-Wextra".as_ref(),
-            "-Wpedantic".as_ref(),
-            "-Werror".as_ref(),
-            "-I".as_ref(),
-            include.as_os_str(),
-            source.as_os_str(),
-            "-ldl".as_ref(),
-            "-lpthread".as_ref(),
-            "-o".as_ref(),
-            exe.as_os_str(),
-        ],
-    );
-    exe
-}
-
-/// Runs `exe args` to its end or kills it after `timeout`; returns the exit
-/// status, stdout and stderr (read on their own threads so a full pipe
-/// cannot stall the child).
-fn run_with_timeout(exe: &Path, args: &[&str], timeout: Duration) -> (ExitStatus, String, String) {
-    let mut child = Command::new(exe)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            String::from_utf8_lossy(&bytes).into_owned()
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait().expect("try_wait on the host") {
-            Some(status) => break Some(status),
-            None if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            None => thread::sleep(Duration::from_millis(20)),
-        }
-    };
-    let out = stdout.join().expect("stdout reader");
-    let err = stderr.join().expect("stderr reader");
-    match status {
-        Some(status) => (status, out, err),
-        None => panic!(
-            "the C host did not finish within {timeout:?} and was killed\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
-        ),
-    }
-}
 
 fn parse(json: &str, what: &str) -> Value {
     serde_json::from_str(json).unwrap_or_else(|e| panic!("{what} is not JSON ({e}): {json}"))
@@ -261,56 +114,21 @@ fn header_compiles_as_cpp_with_c_linkage() {
 #[test]
 fn c_host_drives_the_whole_table() {
     let dir = ScratchDir::new("c-host");
-    let exe = build_host(&dir.0);
+    let exe = build_host(&dir.0, &[]);
     let plugin = plugin_path();
 
     let sim = Simulator::start().expect("start the simulator");
-    // The replies, in the order the host makes its requests (the
-    // unknown-model request is refused before anything is sent).
-    sim.push(Reply::stream(&ReplySpec {
-        content: "Hello from the simulator".into(),
-        reasoning: Some("thinking...".into()),
-        usage: Some(UsageSpec {
-            prompt_tokens: 12,
-            completion_tokens: 6,
-            cached_tokens: 4,
-        }),
-        ..Default::default()
-    }));
-    sim.push(Reply::completion(&ReplySpec {
-        content: "Plain answer".into(),
-        ..Default::default()
-    }));
-    sim.push(Reply::stream(&ReplySpec {
-        content: String::new(),
-        reasoning: Some("Look it up.".into()),
-        tool_calls: vec![ToolCallSpec {
-            id: "functions.get_weather:0".into(),
-            name: "get_weather".into(),
-            arguments: r#"{"city":"Paris"}"#.into(),
-        }],
-        finish_reason: "tool_calls".into(),
-        chunk_chars: 3,
-        ..Default::default()
-    }));
-    sim.push(Reply::stream(&ReplySpec {
-        content: SLOW_CONTENT.into(),
-        chunk_chars: SLOW_CHUNK_CHARS,
-        delay: Duration::from_millis(200),
-        ..Default::default()
-    }));
-    // The two streams still running when the host destroys the instance.
-    for text in INFLIGHT_TEXTS {
-        sim.push(one_part_then_silence(text));
-    }
+    script(&sim);
 
     let base_url = sim.base_url();
     let (status, stdout, stderr) = run_with_timeout(
-        &exe,
-        &[plugin.to_str().expect("UTF-8 plugin path"), &base_url],
+        exe.as_os_str(),
+        &[plugin.as_os_str(), OsStr::new(&base_url)],
         HOST_TIMEOUT,
     );
     let context = format!("--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}");
+    let status = status
+        .unwrap_or_else(|| panic!("the C host did not finish within {HOST_TIMEOUT:?}\n{context}"));
     assert!(status.success(), "the C host failed: {status}\n{context}");
     let lines: Vec<&str> = stdout.lines().collect();
     let check = |ok: bool, what: &str| assert!(ok, "{what}\n{context}");
@@ -545,7 +363,7 @@ fn c_host_drives_the_whole_table() {
         .collect();
     inflight.sort();
     check(
-        inflight == INFLIGHT_TEXTS,
+        inflight == moonshot_tests::c_host::INFLIGHT_TEXTS,
         &format!("in-flight parts {inflight:?}"),
     );
     let mut kept = Vec::new();
@@ -564,7 +382,7 @@ fn c_host_drives_the_whole_table() {
     }
     kept.sort();
     check(
-        kept == INFLIGHT_TEXTS,
+        kept == moonshot_tests::c_host::INFLIGHT_TEXTS,
         &format!("in-flight partials {kept:?}"),
     );
     check(
