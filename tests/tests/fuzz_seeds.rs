@@ -7,8 +7,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use moonshot_provider::error::ProviderError;
+use moonshot_provider::request::prepare;
 use moonshot_provider::sse::{SseError, SseEvent};
-use moonshot_tests::fuzz_checks::{self, sse_reference, SseOutcome, FUZZ_KEY, TARGETS};
+use moonshot_tests::fuzz_checks::{
+    self, fuzz_config, sse_reference, SseOutcome, FUZZ_KEY, TARGETS,
+};
+use serde_json::{json, Value};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin/fuzz")
@@ -157,4 +161,29 @@ fn key_check_catches_a_leaked_key() {
     let clean =
         ProviderError::invalid_argument("config field 'today' has a value of the wrong type");
     fuzz_checks::assert_hides_key(&clean, "");
+}
+
+/// Found by the request_prepare target (seeds `crash-empty-content-array*`,
+/// minimised from `{"content":[]}` given as `messages`): a system or user
+/// message whose content was an empty part array was dropped without a word
+/// (`user_like` in plugin/src/messages.rs), so a conversation made only of
+/// such messages was prepared as `"messages": []`, a body Moonshot refuses,
+/// instead of a clear error here.
+#[test]
+fn empty_content_parts_never_make_an_empty_conversation() {
+    for args in [
+        json!({"messages": {"content": []}}),
+        json!({"model": "kimi-k2.6", "messages": [{"role": "user", "content": []}]}),
+        json!({"messages": [{"role": "system", "content": []}, {"content": []}]}),
+    ] {
+        if let Ok(prepared) = prepare(&args, fuzz_config()) {
+            let messages = prepared.body["messages"].as_array().map(Vec::len);
+            assert_ne!(
+                messages,
+                Some(0),
+                "{args} was prepared with no messages: {}",
+                Value::Object(prepared.body.clone())
+            );
+        }
+    }
 }
