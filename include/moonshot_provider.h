@@ -121,9 +121,12 @@ typedef struct MoonshotApi {
   /**
    * Makes an instance from Puter's provider block as UTF-8 JSON, e.g.
    * `{"apiKey":"sk-..."}` (or `secret_key` / `key`), plus optional
-   * `base_url`, `timeouts`, `max_concurrency`, `max_queue`, `retries`,
-   * `retired_models` ("migrate" | "error") and `today` ("YYYY-MM-DD", for
-   * tests). Starts no thread.
+   * `base_url`, `timeouts` (`connect_ms`, `first_byte_ms`, `idle_ms`,
+   * `total_ms`), `retries` (`max`, `base_delay_ms`, `max_delay_ms`),
+   * `max_concurrency`, `max_queue`, `max_request_bytes`, `web_search`
+   * (`fee_ucents`, `max_rounds`), `retired_models` ("migrate" | "error")
+   * and `today` ("YYYY-MM-DD", for tests). Unknown fields are ignored.
+   * Starts no thread.
    *
    * `config_json` is borrowed for the call. On success stores the instance
    * in `*out_instance` (free it with `destroy`). On error stores the error
