@@ -180,6 +180,16 @@ static void on_done(void *user_data, MoonshotStatus status, const char *result_j
 }
 
 /* Waits (up to WAIT_MS) until the stream has at least one part or ended. */
+/* The callbacks every streamed request here uses, with the host's size. */
+static MoonshotCallbacks stream_callbacks(void) {
+    MoonshotCallbacks cb;
+    memset(&cb, 0, sizeof cb);
+    cb.struct_size = sizeof cb;
+    cb.on_chunk = on_chunk;
+    cb.on_done = on_done;
+    return cb;
+}
+
 static void wait_first_chunk(Stream *s) {
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -367,10 +377,7 @@ static void streaming_completion(const MoonshotApi *api, MoonshotInstance *inst)
     char *again = NULL;
 
     stream_init(&s, "chunk", "done");
-    memset(&cb, 0, sizeof cb);
-    cb.struct_size = sizeof cb;
-    cb.on_chunk = on_chunk;
-    cb.on_done = on_done;
+    cb = stream_callbacks();
 
     req = start(api, inst, request, &cb, &s, "stream");
     st = api->wait(req, WAIT_MS);
@@ -427,10 +434,7 @@ static void tool_call_stream(const MoonshotApi *api, MoonshotInstance *inst) {
     MoonshotStatus st;
 
     stream_init(&s, "tool-chunk", "tool-done");
-    memset(&cb, 0, sizeof cb);
-    cb.struct_size = sizeof cb;
-    cb.on_chunk = on_chunk;
-    cb.on_done = on_done;
+    cb = stream_callbacks();
 
     req = start(api, inst, request, &cb, &s, "tool stream");
     st = api->wait(req, WAIT_MS);
@@ -453,10 +457,7 @@ static void unknown_model(const MoonshotApi *api, MoonshotInstance *inst) {
     MoonshotStatus st;
 
     stream_init(&s, "unknown-chunk", "unknown-done");
-    memset(&cb, 0, sizeof cb);
-    cb.struct_size = sizeof cb;
-    cb.on_chunk = on_chunk;
-    cb.on_done = on_done;
+    cb = stream_callbacks();
     st = api->complete(inst, request, &cb, &s, &req, &err);
     if (st != MOONSHOT_ERR_UNKNOWN_MODEL) {
         api->free_string(err);
@@ -495,10 +496,7 @@ static void cancelled_stream(const MoonshotApi *api, MoonshotInstance *inst) {
     char *json = NULL;
 
     stream_init(&s, "cancel-chunk", "cancel-done");
-    memset(&cb, 0, sizeof cb);
-    cb.struct_size = sizeof cb;
-    cb.on_chunk = on_chunk;
-    cb.on_done = on_done;
+    cb = stream_callbacks();
 
     req = start(api, inst, request, &cb, &s, "cancel");
     wait_first_chunk(&s);
@@ -536,10 +534,7 @@ static void destroy_with_requests_in_flight(const MoonshotApi *api, MoonshotInst
     MoonshotRequest *req[2];
     size_t i;
 
-    memset(&cb, 0, sizeof cb);
-    cb.struct_size = sizeof cb;
-    cb.on_chunk = on_chunk;
-    cb.on_done = on_done;
+    cb = stream_callbacks();
     for (i = 0; i < 2; i++) {
         stream_init(&s[i], "inflight-chunk", "inflight-done");
         req[i] = start(api, inst, request, &cb, &s[i], "inflight");
