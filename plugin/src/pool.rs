@@ -119,8 +119,14 @@ impl Pool {
     pub fn shutdown(&self) {
         self.close();
         let handles = std::mem::take(&mut *self.handles.lock());
+        let me = std::thread::current().id();
         for handle in handles {
-            let _ = handle.join();
+            // A host that destroys its instance from inside a callback runs
+            // this on one of our threads: joining itself would fail, so that
+            // one is left to finish its job and exit on its own.
+            if handle.thread().id() != me {
+                let _ = handle.join();
+            }
         }
     }
 }
@@ -279,6 +285,22 @@ mod tests {
     fn job_finishing_outside_a_pool_is_a_no_op() {
         job_finishing();
         assert!(!FINISHING.get());
+    }
+
+    #[test]
+    fn shutdown_from_a_worker_does_not_join_itself() {
+        let pool = Arc::new(Pool::new(1, 1));
+        let (tx, rx) = mpsc::channel();
+        let inner = pool.clone();
+        pool.submit(Box::new(move || {
+            inner.shutdown();
+            tx.send("returned").unwrap();
+        }))
+        .unwrap();
+        assert_eq!(
+            rx.recv_timeout(std::time::Duration::from_secs(10)),
+            Ok("returned")
+        );
     }
 
     #[test]

@@ -178,8 +178,9 @@ pub struct MoonshotApi {
 
     /// Cancels every request of the instance, waits until each has delivered
     /// `on_done`, joins every thread the instance started, and frees it.
-    /// Request handles stay valid until `release`. NULL is ignored. Any thread
-    /// except a pool thread (never from inside a callback).
+    /// Request handles stay valid until `release`. NULL is ignored. Any thread;
+    /// called from inside a callback it cannot join the thread it runs on,
+    /// which then ends by itself once that callback returns.
     pub destroy: unsafe extern "C" fn(instance: *mut MoonshotInstance),
 
     /// Puter's `models()`: a JSON array of IChatModel objects for the models
