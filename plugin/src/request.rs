@@ -7,6 +7,7 @@ use crate::catalog::{self, ModelCard, ResolveError, Sampling, Thinking};
 use crate::config::Config;
 use crate::error::{ErrorKind, ProviderError};
 use crate::messages::{self, Conversation, RemoteMedia};
+use crate::metering;
 use crate::{thinking, tools};
 
 /// A request ready to send, and what the result must report about it.
@@ -98,11 +99,9 @@ pub fn prepare(args: &Value, config: &Config) -> Result<Prepared, ProviderError>
 
     let mut body = Map::new();
     body.insert("model".into(), json!(card.id));
+    let limit = max_tokens(args, card, &messages, &mut adjustments)?;
     body.insert("messages".into(), Value::Array(messages));
-    body.insert(
-        "max_completion_tokens".into(),
-        json!(max_tokens(args, card)?),
-    );
+    body.insert("max_completion_tokens".into(), json!(limit));
     thinking.write(&mut body);
     sampling(args, card, thinking.on, stream, &mut body, &mut adjustments)?;
     response_format(args, card, partial_prefix.is_some(), &mut body)?;
@@ -273,12 +272,32 @@ fn check_modalities(card: &ModelCard, conversation: &Conversation) -> Result<(),
     Ok(())
 }
 
-fn max_tokens(args: &Map<String, Value>, card: &ModelCard) -> Result<u64, ProviderError> {
+/// The output limit: the caller's, validated, else the model's default,
+/// lowered when the prompt's text would leave less room than that in the
+/// context (Moonshot refuses prompt + limit > context, and reserves the
+/// limit against the rate limit).
+fn max_tokens(
+    args: &Map<String, Value>,
+    card: &ModelCard,
+    messages: &[Value],
+    adjustments: &mut Vec<String>,
+) -> Result<u64, ProviderError> {
     let given = args
         .get("max_completion_tokens")
         .or_else(|| args.get("max_tokens"));
     match given {
-        None | Some(Value::Null) => Ok(card.default_max_tokens.min(card.max_output)),
+        None | Some(Value::Null) => {
+            let default = card.default_max_tokens.min(card.max_output);
+            let room = card.context.saturating_sub(text_tokens(messages));
+            if room >= default || room == 0 {
+                return Ok(default);
+            }
+            adjustments.push(format!(
+                "max_completion_tokens lowered to {room} so the prompt and the answer fit {}'s context of {}",
+                card.id, card.context
+            ));
+            Ok(room)
+        }
         Some(v) => match v.as_u64() {
             Some(n) if n >= 1 && n <= card.max_output => Ok(n),
             _ => Err(bad_request(format!(
@@ -287,6 +306,18 @@ fn max_tokens(args: &Map<String, Value>, card: &ModelCard) -> Result<u64, Provid
             ))),
         },
     }
+}
+
+/// A cheap estimate of the prompt's text tokens (media not counted).
+fn text_tokens(messages: &[Value]) -> u64 {
+    let text = |v: &Value| v.as_str().map(metering::estimate_tokens).unwrap_or(0);
+    messages
+        .iter()
+        .map(|m| match &m["content"] {
+            Value::Array(parts) => parts.iter().map(|p| text(&p["text"])).sum(),
+            content => text(content),
+        })
+        .sum()
 }
 
 /// temperature / top_p / n / penalties: omitted where the model pins them
@@ -463,5 +494,20 @@ mod tests {
         let p = prepare(&json!({"messages":"hi","max_tokens":100}), &config()).unwrap();
         assert_eq!(p.body["max_completion_tokens"], json!(100));
         assert!(prepare(&json!({"messages":"hi","max_tokens":0}), &config()).is_err());
+    }
+
+    #[test]
+    fn the_default_limit_leaves_the_prompt_room() {
+        // 8,192-token context on moonshot-v1-8k (served until 2026-08-31):
+        // 30,000 ASCII bytes are about 7,500 tokens, leaving 692, less
+        // than the 1,024 default.
+        let mut c = config();
+        c.clock = Clock::Fixed(Date::new(2026, 8, 1));
+        let long = "x".repeat(30_000);
+        let p = prepare(&json!({"messages": long, "model": "moonshot-v1-8k"}), &c).unwrap();
+        assert_eq!(p.body["max_completion_tokens"], json!(692));
+        assert!(p.adjustments[0].starts_with("max_completion_tokens lowered to 692"));
+        let p = prepare(&json!({"messages": "short", "model": "moonshot-v1-8k"}), &c).unwrap();
+        assert_eq!(p.body["max_completion_tokens"], json!(1024));
     }
 }
