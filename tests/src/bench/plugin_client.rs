@@ -26,6 +26,17 @@ use serde_json::{json, Value};
 use super::answer::{self, Answer};
 use super::figures::Worker;
 
+/// The instance config every plugin client of the bench uses.
+pub fn config_json(base_url: &str, max_concurrency: usize) -> String {
+    json!({
+        "apiKey": "sk-bench",
+        "base_url": base_url,
+        "max_concurrency": max_concurrency,
+        "max_queue": 1024,
+    })
+    .to_string()
+}
+
 /// A live instance of the loaded plugin.
 pub struct Provider {
     api: &'static MoonshotApi,
@@ -41,14 +52,7 @@ impl Provider {
     pub fn new(library: &Path, base_url: &str, max_concurrency: usize) -> Result<Provider, String> {
         let plugin = Plugin::load(library)?;
         let api = plugin.api();
-        let config = json!({
-            "apiKey": "sk-bench",
-            "base_url": base_url,
-            "max_concurrency": max_concurrency,
-            "max_queue": 1024,
-        })
-        .to_string();
-        let config = CString::new(config).expect("no NUL");
+        let config = CString::new(config_json(base_url, max_concurrency)).expect("no NUL");
         let mut raw = std::ptr::null_mut();
         let mut error = std::ptr::null_mut();
         // SAFETY: valid pointers for the call's duration.

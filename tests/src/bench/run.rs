@@ -167,14 +167,8 @@ fn client(kind: &str, args: &Args) -> Result<(), String> {
             let base_url = format!("http://127.0.0.1:{port}/v1");
             let library = library()?;
             let expected = Provider::new(&library, &base_url, 1)?.reference_result(&answer)?;
-            let config = json!({
-                "apiKey": "sk-bench",
-                "base_url": base_url,
-                "max_concurrency": concurrency.max(64),
-                "max_queue": 1024,
-            });
-            let instance =
-                Arc::new(host_demo::plugin::Plugin::load(&library)?.create(&config.to_string())?);
+            let config = plugin_client::config_json(&base_url, concurrency.max(64));
+            let instance = Arc::new(host_demo::plugin::Plugin::load(&library)?.create(&config)?);
             (0..concurrency)
                 .map(|_| {
                     Box::new(ChannelWorker::new(
