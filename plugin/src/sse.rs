@@ -372,34 +372,10 @@ impl SseDecoder {
     }
 }
 
-#[inline]
-fn is_line_end(byte: &u8) -> bool {
-    *byte == b'\n' || *byte == b'\r'
-}
-
 /// Index of the first CR or LF in `haystack`.
-///
-/// Scans fixed-size chunks with a non-short-circuiting reduction (which the
-/// compiler vectorises) and only locates the exact position inside the chunk
-/// that contains a line ending: a safe, portable stand-in for `memchr2`.
+#[inline]
 fn find_line_end(haystack: &[u8]) -> Option<usize> {
-    const CHUNK: usize = 32;
-    let mut chunks = haystack.chunks_exact(CHUNK);
-    let mut offset = 0;
-    for chunk in &mut chunks {
-        let found = chunk
-            .iter()
-            .fold(false, |acc, &b| acc | (b == b'\n') | (b == b'\r'));
-        if found {
-            return chunk.iter().position(is_line_end).map(|i| offset + i);
-        }
-        offset += CHUNK;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(is_line_end)
-        .map(|i| offset + i)
+    memchr::memchr2(b'\n', b'\r', haystack)
 }
 
 #[cfg(test)]
@@ -1039,27 +1015,6 @@ mod tests {
                 "chunk size {size}"
             );
             assert_eq!(outcome.error, None);
-        }
-    }
-
-    #[test]
-    fn find_line_end_matches_naive_search() {
-        let mut haystack = vec![b'x'; 200];
-        assert_eq!(find_line_end(&haystack), None);
-        assert_eq!(find_line_end(&[]), None);
-        for pos in 0..haystack.len() {
-            for eol in [b'\n', b'\r'] {
-                haystack[pos] = eol;
-                for start in [0, 1, 31, 32, 33] {
-                    let slice = haystack.get(start..).unwrap_or(&[]);
-                    assert_eq!(
-                        find_line_end(slice),
-                        slice.iter().position(is_line_end),
-                        "pos {pos} start {start}"
-                    );
-                }
-                haystack[pos] = b'x';
-            }
         }
     }
 
