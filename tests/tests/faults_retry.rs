@@ -4,7 +4,7 @@
 
 mod faults_common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use faults_common::{events, raw, stream_request, timed, SSE_HEAD};
 use moonshot_abi as abi;
@@ -100,23 +100,41 @@ fn client_errors_and_exhausted_quota_are_never_retried() {
 
 #[test]
 fn backoff_grows_exponentially_with_jitter() {
-    // base 100 ms: waits of [50, 100] then [100, 200] ms before the two retries.
+    // base 50 ms, full jitter over the upper half: the n-th wait lies in
+    // [50·2^(n-1)/2, 50·2^(n-1)] ms, i.e. [25,50], [50,100], [100,200], [200,400].
+    // A constant backoff (any fixed wait up to 100 ms) fails the last two bounds.
     let sim = Simulator::start().unwrap();
-    for _ in 0..3 {
+    for _ in 0..5 {
         sim.push(Reply::error(503, "server_error", "busy"));
     }
     let inst = instance(
         &sim,
-        json!({"retries": {"max": 2, "base_delay_ms": 100, "max_delay_ms": 10_000}}),
+        json!({"retries": {"max": 4, "base_delay_ms": 50, "max_delay_ms": 10_000}}),
     );
     let out = timed(&inst, &stream_request("x"));
     assert_eq!(out.status, abi::MOONSHOT_ERR_UPSTREAM);
-    assert_eq!(chat_requests(&sim), 3);
-    println!("two backoffs took {:?} in all", out.elapsed);
+    let arrivals: Vec<Instant> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.route().ends_with("/chat/completions"))
+        .map(|r| r.received)
+        .collect();
+    assert_eq!(arrivals.len(), 5);
+    let gaps: Vec<Duration> = arrivals.windows(2).map(|w| w[1] - w[0]).collect();
+    println!("waits between attempts: {gaps:?}");
+    let ms = Duration::from_millis;
+    assert!(gaps[0] >= ms(25), "{gaps:?}");
     assert!(
-        out.elapsed >= Duration::from_millis(150),
-        "{:?}",
-        out.elapsed
+        gaps[2] >= ms(100),
+        "third wait is at least 2 × base: {gaps:?}"
+    );
+    assert!(
+        gaps[3] >= ms(200),
+        "fourth wait is at least 4 × base: {gaps:?}"
+    );
+    assert!(
+        gaps[3] >= gaps[0] * 3,
+        "the fourth wait is several times the first: {gaps:?}"
     );
     assert!(out.elapsed < Duration::from_secs(5), "{:?}", out.elapsed);
 }

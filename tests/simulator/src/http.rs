@@ -100,6 +100,7 @@ pub fn read_request(
         path,
         headers,
         body: Vec::new(),
+        received: std::time::Instant::now(),
     };
     let chunked = request
         .header("transfer-encoding")

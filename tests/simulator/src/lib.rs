@@ -18,7 +18,7 @@ mod state;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use script::{Reply, ReplySpec, ToolCallSpec, UsageShape, UsageSpec};
 
@@ -114,6 +114,9 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     /// The body (chunked bodies decoded).
     pub body: Vec<u8>,
+    /// When the request's head had been read: gaps between requests show a
+    /// client's retry waits.
+    pub received: Instant,
 }
 
 impl RecordedRequest {
