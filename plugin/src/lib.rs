@@ -5,6 +5,8 @@
 //! the catalog, request conversion, SSE decoding, stream translation,
 //! metering, the HTTP client and the thread pool.
 #![deny(unsafe_code)]
+// Inside `ffi`, every unsafe operation sits in its own block with its reason.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 mod cancel;
 pub mod catalog;
@@ -20,6 +22,7 @@ mod media;
 pub mod messages;
 pub mod metering;
 mod pool;
+mod redact;
 pub mod request;
 #[doc(hidden)] // public for the fuzz targets only
 pub mod sse;
