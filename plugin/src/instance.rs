@@ -64,11 +64,6 @@ impl RequestState {
         self.outcome.lock().result.clone()
     }
 
-    /// Whether `on_done` has returned.
-    pub fn reported(&self) -> bool {
-        self.outcome.lock().reported
-    }
-
     /// Waits up to `timeout` for `on_done` to have returned; returns the
     /// outcome if it has.
     pub fn wait(&self, timeout: Duration) -> Option<(Ending, Arc<str>)> {
@@ -122,10 +117,6 @@ impl Instance {
             config: Arc::new(config),
             live: Mutex::new(Vec::new()),
         })
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
     }
 
     fn served(&self) -> impl Iterator<Item = &'static ModelCard> {
@@ -215,10 +206,6 @@ impl Instance {
             state.cancel();
         }
         self.pool.shutdown();
-    }
-
-    pub fn threads(&self) -> usize {
-        self.pool.threads()
     }
 
     /// Last line of defence: no text leaves the plugin holding the key.

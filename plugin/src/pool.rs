@@ -122,7 +122,8 @@ impl Pool {
     }
 
     /// Threads started so far and still running.
-    pub fn threads(&self) -> usize {
+    #[cfg(test)]
+    fn threads(&self) -> usize {
         self.shared.state.lock().threads
     }
 
