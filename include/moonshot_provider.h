@@ -54,7 +54,8 @@ typedef int32_t MoonshotFlow;
 typedef struct MoonshotCallbacks {
   /**
    * `sizeof(MoonshotCallbacks)` as the host knows it; fields beyond it are
-   * treated as NULL.
+   * treated as NULL. 0 (never set) makes `complete` fail with
+   * `MOONSHOT_ERR_INVALID_ARGUMENT`.
    */
   size_t struct_size;
   /**
@@ -175,7 +176,9 @@ typedef struct MoonshotApi {
    * `wait` reports the end).
    *
    * On `MOONSHOT_OK` stores the request handle in `*out_request` (free it
-   * with `release`); `on_done` then follows exactly once, even on error.
+   * with `release`) before any callback of the request can run, so a
+   * callback may read it there; `on_done` then follows exactly once, even
+   * on error.
    * On any other status nothing was started, no callback will run, and the
    * error JSON is stored in `*out_error` when `out_error` is not NULL.
    * Any thread, including from inside a callback.
@@ -188,20 +191,26 @@ typedef struct MoonshotApi {
                              char **out_error);
   /**
    * Asks the request to stop; it ends promptly with
-   * `MOONSHOT_ERR_CANCELLED` unless it already finished. Idempotent.
+   * `MOONSHOT_ERR_CANCELLED` unless it already finished, a request still
+   * queued for a pool thread included (its `on_done` comes at once, from
+   * a thread of the plugin). Idempotent.
    * Any thread, including from inside a callback.
    */
   MoonshotStatus (*cancel)(const MoonshotRequest *request);
   /**
    * Blocks up to `timeout_ms` milliseconds for the request to end (after
    * its `on_done` returned). Returns `MOONSHOT_PENDING` if it has not, else
-   * the request's final status. Any thread except a pool thread.
+   * the request's final status. Any thread; on a pool thread (inside a
+   * callback) it never blocks: it returns the final status if `on_done`
+   * has returned, else `MOONSHOT_ERR_INVALID_ARGUMENT` at once.
    */
   MoonshotStatus (*wait)(const MoonshotRequest *request, uint32_t timeout_ms);
   /**
    * Copies the request's final JSON (what `on_done` received) into
    * `*out_json` (free with `free_string`) and returns the final status, or
-   * returns `MOONSHOT_PENDING` and stores NULL while it runs. Any thread.
+   * returns `MOONSHOT_PENDING` and stores NULL while it runs. The final
+   * JSON is there from the moment `on_done` is called (inside it too).
+   * A NULL `out_json` returns `MOONSHOT_ERR_INVALID_ARGUMENT`. Any thread.
    */
   MoonshotStatus (*request_result)(const MoonshotRequest *request, char **out_json);
   /**

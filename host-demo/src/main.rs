@@ -8,6 +8,9 @@
 //! --library PATH (default: the library cargo built beside this binary).
 //! Without any API key it answers from the offline simulator and says so.
 
+// No unsafe here: the plugin loader (host_demo::plugin) is the only place.
+#![deny(unsafe_code)]
+
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;

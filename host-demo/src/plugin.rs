@@ -3,6 +3,7 @@
 //! This is what any Rust host would write: dlopen, negotiate the version,
 //! wrap the raw table in owned types whose Drop calls destroy / release /
 //! free_string, and bridge the C callbacks to a Rust channel.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub struct Plugin {
 // SAFETY: the table is static and immutable, and the header allows its
 // functions on any thread.
 unsafe impl Send for Plugin {}
+// SAFETY: as for Send: nothing in a Plugin is mutated after loading.
 unsafe impl Sync for Plugin {}
 
 /// The library file name on this platform.
@@ -153,6 +155,8 @@ pub struct Instance {
 
 // SAFETY: the header allows every call on an instance from any thread.
 unsafe impl Send for Instance {}
+// SAFETY: the queries and `complete` may run concurrently (header); only
+// `destroy` may not, and it runs in Drop, which has the instance alone.
 unsafe impl Sync for Instance {}
 
 /// What a request reports, in order, on the channel.
@@ -174,8 +178,10 @@ unsafe extern "C" fn on_chunk(
     json: *const c_char,
     len: usize,
 ) -> MoonshotFlow {
-    // SAFETY: user_data is the Bridge we boxed in `complete`; json is len bytes.
+    // SAFETY: user_data is the Bridge we boxed in `complete`, alive until
+    // on_done; the plugin never runs two callbacks of a request at once.
     let bridge = unsafe { &mut *(user_data as *mut Bridge) };
+    // SAFETY: the header: `json` holds `len` bytes, borrowed for this call.
     let bytes = unsafe { std::slice::from_raw_parts(json as *const u8, len) };
     let _ = bridge
         .events
@@ -195,6 +201,7 @@ unsafe extern "C" fn on_done(
 ) {
     // SAFETY: on_done is the last use of user_data: take the Bridge back.
     let bridge = unsafe { Box::from_raw(user_data as *mut Bridge) };
+    // SAFETY: the header: `json` holds `len` bytes, borrowed for this call.
     let bytes = unsafe { std::slice::from_raw_parts(json as *const u8, len) };
     let _ = bridge.events.send(Event::Done(
         status,
@@ -268,7 +275,8 @@ impl Instance {
             )
         };
         if status != MOONSHOT_OK {
-            // No callback will run: the bridge is still ours.
+            // SAFETY: no callback will run (header: a refused complete
+            // starts nothing), so the bridge from Box::into_raw is still ours.
             drop(unsafe { Box::from_raw(bridge) });
             return Err((status, take_string(self.api, error).unwrap_or_default()));
         }
@@ -297,6 +305,8 @@ pub struct Request {
 
 // SAFETY: cancel / wait / result / release are callable from any thread.
 unsafe impl Send for Request {}
+// SAFETY: cancel / wait / result may run concurrently (header); release
+// runs in Drop, which has the request alone.
 unsafe impl Sync for Request {}
 
 impl Request {

@@ -13,6 +13,7 @@ use ureq::{Agent, Body, Timeout};
 use crate::cancel::{CancelToken, CancellableTcpConnector, FirstByteConnector};
 use crate::config::{ApiKey, Config, Retries, Timeouts};
 use crate::error::{ErrorKind, ProviderError};
+use crate::redact;
 
 /// Largest error or non-stream body we read (a JSON completion is far smaller).
 const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
@@ -197,9 +198,7 @@ impl Client {
             .build()
             .send(body);
         let response = result.map_err(|e| transport_error(e, &self.timeouts, true))?;
-        let request_id = header(&response, "x-request-id")
-            .or_else(|| header(&response, "x-trace-id"))
-            .map(|id| self.scrub(id));
+        let request_id = request_id(&response).map(|id| self.scrub(id));
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(Upstream {
@@ -230,6 +229,19 @@ impl Client {
             text
         }
     }
+}
+
+/// The id Moonshot gives a request: `Msh-Request-Id`, else its trace id;
+/// the generic `x-request-id` (proxies, compatible servers) as a fallback.
+fn request_id(response: &Response<Body>) -> Option<String> {
+    [
+        "msh-request-id",
+        "x-msh-trace-id",
+        "x-request-id",
+        "x-trace-id",
+    ]
+    .iter()
+    .find_map(|name| header(response, name).filter(|id| !id.trim().is_empty()))
 }
 
 fn header(response: &Response<Body>, name: &str) -> Option<String> {
@@ -279,7 +291,9 @@ pub fn upstream_error(status: u16, body: &str) -> ProviderError {
         .with_code(error_type.unwrap_or_else(|| format!("http_{status}")))
         .retryable(retryable);
     err.http_status = Some(status);
+    // Read the wait before the account ids go: the hint must still count.
     err.retry_after_secs = seconds_in_message(&message);
+    err.message = redact::account_ids(&message);
     err
 }
 
@@ -403,6 +417,9 @@ mod tests {
         assert!(err.retryable);
         assert_eq!(err.retry_after_secs, Some(1));
         assert_eq!(err.http_status, Some(429));
+        assert!(err
+            .message
+            .starts_with("Your account org-[redacted] request"));
     }
 
     #[test]

@@ -2,11 +2,10 @@
 
 use std::fmt;
 
-use moonshot_abi as abi;
 use serde_json::{json, Value};
 
-/// What went wrong, in the words a host can act on. Mapped 1:1 to the ABI's
-/// status codes.
+/// What went wrong, in the words a host can act on. The ABI shim (`ffi`)
+/// maps each kind 1:1 to a status code; the core knows nothing of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     InvalidArgument,
@@ -23,22 +22,6 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub fn status(self) -> abi::MoonshotStatus {
-        match self {
-            ErrorKind::InvalidArgument => abi::MOONSHOT_ERR_INVALID_ARGUMENT,
-            ErrorKind::InvalidRequest => abi::MOONSHOT_ERR_INVALID_REQUEST,
-            ErrorKind::UnknownModel => abi::MOONSHOT_ERR_UNKNOWN_MODEL,
-            ErrorKind::ModelRetired => abi::MOONSHOT_ERR_MODEL_RETIRED,
-            ErrorKind::Upstream => abi::MOONSHOT_ERR_UPSTREAM,
-            ErrorKind::Protocol => abi::MOONSHOT_ERR_PROTOCOL,
-            ErrorKind::Transport => abi::MOONSHOT_ERR_TRANSPORT,
-            ErrorKind::Timeout => abi::MOONSHOT_ERR_TIMEOUT,
-            ErrorKind::Cancelled => abi::MOONSHOT_ERR_CANCELLED,
-            ErrorKind::Busy => abi::MOONSHOT_ERR_BUSY,
-            ErrorKind::Internal => abi::MOONSHOT_ERR_INTERNAL,
-        }
-    }
-
     /// The `code` used when Moonshot gave none.
     pub fn default_code(self) -> &'static str {
         match self {
@@ -114,10 +97,6 @@ impl ProviderError {
         self
     }
 
-    pub fn status(&self) -> abi::MoonshotStatus {
-        self.kind.status()
-    }
-
     pub fn to_json(&self) -> Value {
         json!({
             "code": self.code,
@@ -163,7 +142,6 @@ mod tests {
             err.to_json(),
             json!({"code":"rate_limit_reached_error","message":"Rate limit reached","http_status":429,"retryable":true,"request_id":"req-1"})
         );
-        assert_eq!(err.status(), abi::MOONSHOT_ERR_UPSTREAM);
     }
 
     #[test]

@@ -17,49 +17,87 @@ use crate::error::{self, ErrorKind, ProviderError};
 use crate::job;
 use crate::metering;
 use crate::pool::{self, Pool, Refused};
+use crate::redact;
 use crate::request;
 use crate::stream::{Flow, PartSink};
+
+/// How a request ended: the ABI shim maps the error kind to its status.
+pub type Ending = Result<(), ErrorKind>;
 
 /// What a host gives `complete` to hear back. Called on a pool thread.
 pub trait Callbacks: Send {
     fn on_part(&mut self, json: &str) -> Flow;
-    fn on_done(&mut self, status: i32, json: &str);
+    fn on_done(&mut self, ending: Ending, json: &str);
 }
 
-/// The shared state of one request: its cancel token and, once finished,
-/// its final status and JSON.
+/// The shared state of one request: its cancel token, its place in the
+/// pool's queue and, once finished, its ending and final JSON.
 #[derive(Default)]
 pub struct RequestState {
     pub cancel: Arc<CancelToken>,
-    outcome: Mutex<Option<(i32, Arc<str>)>>,
+    /// Set once submitted; lets `cancel` run a still-queued job at once.
+    ticket: Mutex<Option<pool::Ticket>>,
+    outcome: Mutex<Outcome>,
     finished: Condvar,
 }
 
+#[derive(Default)]
+struct Outcome {
+    /// The final ending and JSON, from the moment `on_done` is called.
+    result: Option<(Ending, Arc<str>)>,
+    /// Whether `on_done` has returned (what `wait` waits for).
+    reported: bool,
+}
+
 impl RequestState {
+    /// Stops the request. One still waiting for a pool thread is run at once
+    /// on a thread of its own, so its `on_done` comes promptly.
     pub fn cancel(&self) {
         self.cancel.cancel();
+        if let Some(ticket) = self.ticket.lock().as_ref() {
+            ticket.expedite();
+        }
     }
 
-    /// The final status and JSON, once `on_done` has returned.
-    pub fn outcome(&self) -> Option<(i32, Arc<str>)> {
-        self.outcome.lock().clone()
+    /// The final ending and JSON, once `on_done` has been called.
+    pub fn outcome(&self) -> Option<(Ending, Arc<str>)> {
+        self.outcome.lock().result.clone()
     }
 
-    /// Waits up to `timeout` for the end; returns the outcome if reached.
-    pub fn wait(&self, timeout: Duration) -> Option<(i32, Arc<str>)> {
+    /// Waits up to `timeout` for `on_done` to have returned; returns the
+    /// outcome if it has.
+    pub fn wait(&self, timeout: Duration) -> Option<(Ending, Arc<str>)> {
         let deadline = Instant::now() + timeout;
         let mut outcome = self.outcome.lock();
-        while outcome.is_none() {
+        while !outcome.reported {
             if self.finished.wait_until(&mut outcome, deadline).timed_out() {
                 break;
             }
         }
-        outcome.clone()
+        outcome.result.clone().filter(|_| outcome.reported)
     }
 
-    fn finish(&self, status: i32, json: String) {
-        *self.outcome.lock() = Some((status, Arc::from(json)));
+    /// Records the outcome before `on_done` runs (so `request_result` in
+    /// `on_done` sees it) and returns the JSON for `on_done`.
+    fn settle(&self, ending: Ending, json: String) -> Arc<str> {
+        let json: Arc<str> = Arc::from(json);
+        self.outcome.lock().result = Some((ending, json.clone()));
+        json
+    }
+
+    /// `on_done` has returned: wakes the waiters.
+    fn finish(&self) {
+        self.outcome.lock().reported = true;
         self.finished.notify_all();
+    }
+
+    /// Keeps the pool ticket; a cancel that came before it is honoured now.
+    fn queued(&self, ticket: pool::Ticket) {
+        let mut slot = self.ticket.lock();
+        if self.cancel.is_cancelled() {
+            ticket.expedite();
+        }
+        *slot = Some(ticket);
     }
 }
 
@@ -79,10 +117,6 @@ impl Instance {
             config: Arc::new(config),
             live: Mutex::new(Vec::new()),
         })
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
     }
 
     fn served(&self) -> impl Iterator<Item = &'static ModelCard> {
@@ -112,13 +146,15 @@ impl Instance {
         metering::reported_costs(self.served(), self.config.web_search.fee_ucents)
     }
 
-    /// Validates the request, then queues it. Errors here mean nothing was
-    /// started and no callback will run.
+    /// Validates the request, then queues it under `state` (which the
+    /// caller may publish first: no callback runs before this call).
+    /// Errors here mean nothing was started and no callback will run.
     pub fn complete(
         &self,
         request_json: &str,
         callbacks: Box<dyn Callbacks>,
-    ) -> Result<Arc<RequestState>, ProviderError> {
+        state: Arc<RequestState>,
+    ) -> Result<(), ProviderError> {
         if request_json.len() > self.config.max_request_bytes {
             return Err(ProviderError::invalid_argument(format!(
                 "the request is {} bytes, more than the configured limit of {}",
@@ -135,7 +171,6 @@ impl Instance {
         })?;
         let prepared = request::prepare(&args, &self.config).map_err(|e| self.redact(e))?;
         let injected = injected_panic(&args);
-        let state = Arc::new(RequestState::default());
         let job_state = state.clone();
         let (config, client) = (self.config.clone(), self.client.clone());
         let job =
@@ -143,7 +178,7 @@ impl Instance {
         // Registered under the same lock as the submission, so `shutdown`
         // (which closes the pool first) cancels every job that got in.
         let mut live = self.live.lock();
-        self.pool.submit(job).map_err(|refused| match refused {
+        let ticket = self.pool.submit(job).map_err(|refused| match refused {
             Refused::Busy => ProviderError::new(
                 ErrorKind::Busy,
                 format!(
@@ -156,9 +191,10 @@ impl Instance {
                 ProviderError::new(ErrorKind::Cancelled, "the instance is being destroyed")
             }
         })?;
+        state.queued(ticket);
         live.retain(|w| w.strong_count() > 0);
         live.push(Arc::downgrade(&state));
-        Ok(state)
+        Ok(())
     }
 
     /// Cancels everything in flight and joins every thread. The pool closes
@@ -170,10 +206,6 @@ impl Instance {
             state.cancel();
         }
         self.pool.shutdown();
-    }
-
-    pub fn threads(&self) -> usize {
-        self.pool.threads()
     }
 
     /// Last line of defence: no text leaves the plugin holding the key.
@@ -189,18 +221,17 @@ impl Drop for Instance {
 }
 
 /// Every text field of an error, the ones an upstream can fill included
-/// (its error type becomes `code`, its header `request_id`).
+/// (its error type becomes `code`, its header `request_id`): no key, no
+/// account id.
 fn redact(mut err: ProviderError, key: &str) -> ProviderError {
-    if key.is_empty() {
-        return err;
-    }
-    for text in [&mut err.message, &mut err.code] {
-        if text.contains(key) {
+    let texts = [&mut err.message, &mut err.code]
+        .into_iter()
+        .chain(err.request_id.as_mut());
+    for text in texts {
+        if !key.is_empty() && text.contains(key) {
             *text = text.replace(key, "[redacted]");
         }
-    }
-    if let Some(id) = err.request_id.as_mut().filter(|id| id.contains(key)) {
-        *id = id.replace(key, "[redacted]");
+        *text = redact::account_ids(text);
     }
     err
 }
@@ -281,8 +312,8 @@ fn run_job(
     // The request is done with its connection, which may now serve another
     // request from the pool: a late cancel() must leave it alone.
     state.cancel.release_socket();
-    let (status, text) = match outcome {
-        Ok(result) => (0, result.to_string()),
+    let (ending, text) = match outcome {
+        Ok(result) => (Ok(()), result.to_string()),
         Err(failure) => {
             let job::Failure {
                 error: err,
@@ -293,15 +324,16 @@ fn run_job(
             if let Some(partial) = partial {
                 details["partial"] = partial;
             }
-            (err.status(), details.to_string())
+            (Err(err.kind), details.to_string())
         }
     };
     // From here the thread only reports: a request submitted from on_done
     // (or right after wait() returns) may queue behind it even at max_queue 0.
     pool::job_finishing();
+    let text = state.settle(ending, text);
     // A panicking host callback must not skip finish(): waiters rely on it.
-    let _ = catch_unwind(AssertUnwindSafe(|| callbacks.on_done(status, &text)));
-    state.finish(status, text);
+    let _ = catch_unwind(AssertUnwindSafe(|| callbacks.on_done(ending, &text)));
+    state.finish();
     // With the host answered, read the end of the stream's body so its
     // connection goes back to the pool (instant from a well-behaved server).
     if let Some(rest) = leftover {
@@ -363,6 +395,13 @@ mod tests {
         assert_eq!(err.message, "bad [redacted]");
         assert_eq!(err.code, "type-[redacted]");
         assert_eq!(err.request_id.as_deref(), Some("id-[redacted]"));
+    }
+
+    #[test]
+    fn redaction_covers_account_ids() {
+        let err = ProviderError::new(ErrorKind::Upstream, "account org-1234abcd<ak-5678efgh>");
+        let err = redact(err, "");
+        assert_eq!(err.message, "account org-[redacted]<ak-[redacted]>");
     }
 
     #[test]

@@ -120,16 +120,27 @@ pub fn run(
             }
             if guard.stopped {
                 let partial = result_json(prepared, &answer, usage, false);
-                return Err(Failure::new(ProviderError::cancelled(), Some(partial)));
+                let err = ProviderError {
+                    request_id: answer.request_id.clone(),
+                    ..ProviderError::cancelled()
+                };
+                return Err(Failure::new(err, Some(partial)));
             }
             Ok(result_json(prepared, &answer, usage, true))
         }
         Err(err) => {
-            let err = if cancel.is_cancelled() || guard.stopped {
-                ProviderError::cancelled()
+            let mut err = if cancel.is_cancelled() || guard.stopped {
+                ProviderError {
+                    request_id: err.request_id,
+                    ..ProviderError::cancelled()
+                }
             } else {
                 err
             };
+            // An error after a response (a later search round, a cancel)
+            // still names the request Moonshot saw.
+            err.request_id = err.request_id.or_else(|| answer.request_id.clone());
+            answer.request_id.clone_from(&err.request_id);
             let partial = answer.received_anything().then(|| {
                 let usage = metering::usage_json(&answer.usage, &bill(prepared, config, &answer));
                 result_json(prepared, &answer, usage, false)
@@ -542,8 +553,7 @@ fn result_json(prepared: &Prepared, answer: &Answer, usage: Value, complete: boo
     if !prepared.adjustments.is_empty() {
         result["adjustments"] = json!(prepared.adjustments);
     }
-    if let Some(id) = &answer.request_id {
-        result["request_id"] = json!(id);
-    }
+    // Always present: null only when no response came (nothing to quote).
+    result["request_id"] = json!(answer.request_id);
     result
 }

@@ -5,26 +5,36 @@
 //! the catalog, request conversion, SSE decoding, stream translation,
 //! metering, the HTTP client and the thread pool.
 #![deny(unsafe_code)]
+// Inside `ffi`, every unsafe operation sits in its own block with its reason.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 mod cancel;
-pub mod catalog;
+mod catalog;
 mod client;
-pub mod config;
-pub mod date;
-pub mod error;
+mod date;
 #[allow(unsafe_code)]
 mod ffi;
-pub mod instance;
+mod instance;
 mod job;
 mod media;
-pub mod messages;
-pub mod metering;
+mod messages;
+mod metering;
 mod pool;
+mod redact;
+mod thinking;
+mod tools;
+
+// Public for the fuzz targets (plugin/fuzz, through tests/src/fuzz_checks.rs)
+// and the fuzz seed tests only: not an API. Hosts use the C ABI.
+#[doc(hidden)]
+pub mod config;
+#[doc(hidden)]
+pub mod error;
+#[doc(hidden)]
 pub mod request;
-#[doc(hidden)] // public for the fuzz targets only
+#[doc(hidden)]
 pub mod sse;
+#[doc(hidden)]
 pub mod stream;
-pub mod thinking;
-pub mod tools;
 
 pub use ffi::entry::moonshot_get_api;

@@ -9,14 +9,19 @@
 //! `job_finishing`: its thread then counts as about to be free, so a request
 //! the host submits from that report, or right after it, is queued behind it
 //! instead of being refused while the thread unwinds back to the pool.
+//!
+//! A queued job whose request is cancelled must not wait minutes for a free
+//! thread to report it: `Ticket::expedite` takes it out of the queue and runs
+//! it at once on a short-lived thread of its own (a cancelled job ends
+//! without touching the network), which `shutdown` joins like the workers.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex};
-use std::sync::Arc;
 
 pub type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -28,7 +33,11 @@ pub enum Refused {
 }
 
 struct State {
-    jobs: VecDeque<Job>,
+    /// Queued jobs with the id of their ticket.
+    jobs: VecDeque<(u64, Job)>,
+    next_id: u64,
+    /// Threads running an expedited job; joined by `shutdown`.
+    expedited: Vec<JoinHandle<()>>,
     idle: usize,
     /// Jobs a worker has taken and not finished.
     running: usize,
@@ -56,6 +65,8 @@ impl Pool {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     jobs: VecDeque::new(),
+                    next_id: 0,
+                    expedited: Vec::new(),
                     idle: 0,
                     running: 0,
                     finishing: 0,
@@ -70,7 +81,8 @@ impl Pool {
         }
     }
 
-    pub fn submit(&self, job: Job) -> Result<(), Refused> {
+    /// Queues `job`; the ticket can later expedite it while it waits.
+    pub fn submit(&self, job: Job) -> Result<Ticket, Refused> {
         let mut state = self.shared.state.lock();
         if state.shutting_down {
             return Err(Refused::ShuttingDown);
@@ -82,7 +94,9 @@ impl Pool {
         if taken >= self.max_threads + self.max_queue {
             return Err(Refused::Busy);
         }
-        state.jobs.push_back(job);
+        state.next_id += 1;
+        let id = state.next_id;
+        state.jobs.push_back((id, job));
         if state.idle > state.jobs.len() - 1 {
             self.shared.work.notify_one();
         } else if state.threads < self.max_threads {
@@ -101,11 +115,15 @@ impl Pool {
                 }
             }
         }
-        Ok(())
+        Ok(Ticket {
+            shared: Arc::downgrade(&self.shared),
+            id,
+        })
     }
 
     /// Threads started so far and still running.
-    pub fn threads(&self) -> usize {
+    #[cfg(test)]
+    fn threads(&self) -> usize {
         self.shared.state.lock().threads
     }
 
@@ -118,15 +136,70 @@ impl Pool {
     /// Runs every queued job, then joins every thread. Idempotent.
     pub fn shutdown(&self) {
         self.close();
-        let handles = std::mem::take(&mut *self.handles.lock());
-        let me = std::thread::current().id();
-        for handle in handles {
-            // A host that destroys its instance from inside a callback runs
-            // this on one of our threads: joining itself would fail, so that
-            // one is left to finish its job and exit on its own.
-            if handle.thread().id() != me {
-                let _ = handle.join();
+        join_all(std::mem::take(&mut *self.handles.lock()));
+        // Once the workers are gone the queue is empty: nothing more can be
+        // expedited, so the expedited threads are collected after them.
+        join_all(std::mem::take(&mut self.shared.state.lock().expedited));
+    }
+}
+
+/// Joins `handles`, except the calling thread's own.
+fn join_all(handles: Vec<JoinHandle<()>>) {
+    let me = std::thread::current().id();
+    for handle in handles {
+        // A host that destroys its instance from inside a callback runs
+        // this on one of our threads: joining itself would fail, so that
+        // one is left to finish its job and exit on its own.
+        if handle.thread().id() != me {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// A submitted job's claim: lets its request's cancel run it at once.
+pub struct Ticket {
+    shared: Weak<Shared>,
+    id: u64,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ticket({})", self.id)
+    }
+}
+
+impl Ticket {
+    /// If the job still waits in the queue, takes it out and runs it now on
+    /// a thread of its own. Does nothing when a worker already took it (or
+    /// when no thread can be started: it then runs in its turn).
+    pub fn expedite(&self) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let mut state = shared.state.lock();
+        let Some(at) = state.jobs.iter().position(|(id, _)| *id == self.id) else {
+            return;
+        };
+        let Some((id, job)) = state.jobs.remove(at) else {
+            return;
+        };
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let spawned = std::thread::Builder::new()
+            .name("moonshot-expedite".into())
+            .spawn(move || {
+                ON_POOL_THREAD.set(true);
+                if let Ok(job) = rx.recv() {
+                    let _ = catch_unwind(AssertUnwindSafe(job));
+                }
+            });
+        match spawned {
+            Ok(handle) => {
+                let _ = tx.send(job);
+                state.expedited.retain(|h| !h.is_finished());
+                // Pushed under the state lock: see `shutdown`.
+                state.expedited.push(handle);
             }
+            Err(_) => state.jobs.insert(at, (id, job)),
         }
     }
 }
@@ -142,6 +215,14 @@ thread_local! {
     static WORKER_OF: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
     /// Whether the running job called `job_finishing`.
     static FINISHING: Cell<bool> = const { Cell::new(false) };
+    /// Whether this thread is one of a pool's (worker or expedited).
+    static ON_POOL_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the calling thread belongs to a pool: blocking there on a request
+/// (`wait`) could wait for the very thread it blocks.
+pub fn on_pool_thread() -> bool {
+    ON_POOL_THREAD.get()
 }
 
 /// Called by a running job when all it has left is its report; see the
@@ -159,10 +240,11 @@ pub fn job_finishing() {
 }
 
 fn worker(shared: Arc<Shared>) {
+    ON_POOL_THREAD.set(true);
     WORKER_OF.with(|w| *w.borrow_mut() = Some(shared.clone()));
     let mut state = shared.state.lock();
     loop {
-        if let Some(job) = state.jobs.pop_front() {
+        if let Some((_, job)) = state.jobs.pop_front() {
             state.running += 1;
             drop(state);
             // Jobs catch their own panics to report them; this is the backstop
@@ -220,10 +302,13 @@ mod tests {
         .unwrap();
         started_rx.recv().unwrap();
         pool.submit(Box::new(|| {})).unwrap(); // queued
-        assert_eq!(pool.submit(Box::new(|| {})), Err(Refused::Busy));
+        assert_eq!(pool.submit(Box::new(|| {})).err(), Some(Refused::Busy));
         release_tx.send(()).unwrap();
         pool.shutdown();
-        assert_eq!(pool.submit(Box::new(|| {})), Err(Refused::ShuttingDown));
+        assert_eq!(
+            pool.submit(Box::new(|| {})).err(),
+            Some(Refused::ShuttingDown)
+        );
     }
 
     #[test]
@@ -250,7 +335,7 @@ mod tests {
         finishing_rx.recv().unwrap();
         let (tx, rx) = mpsc::channel();
         pool.submit(Box::new(move || tx.send(1).unwrap())).unwrap();
-        assert_eq!(pool.submit(Box::new(|| {})), Err(Refused::Busy));
+        assert_eq!(pool.submit(Box::new(|| {})).err(), Some(Refused::Busy));
         release_tx.send(()).unwrap();
         assert_eq!(rx.recv().unwrap(), 1);
         pool.shutdown();
@@ -272,7 +357,7 @@ mod tests {
             }))
             .unwrap_or_else(|e| panic!("job {i} refused: {e:?}"));
         }
-        assert_eq!(pool.submit(Box::new(|| {})), Err(Refused::Busy));
+        assert_eq!(pool.submit(Box::new(|| {})).err(), Some(Refused::Busy));
         for _ in 0..6 {
             release_tx.send(()).unwrap();
         }
@@ -301,6 +386,32 @@ mod tests {
             rx.recv_timeout(std::time::Duration::from_secs(10)),
             Ok("returned")
         );
+    }
+
+    #[test]
+    fn an_expedited_job_runs_while_every_thread_is_busy() {
+        let pool = Pool::new(1, 2);
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        pool.submit(Box::new(move || {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        }))
+        .unwrap();
+        started_rx.recv().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let ticket = pool
+            .submit(Box::new(move || tx.send(on_pool_thread()).unwrap()))
+            .unwrap();
+        ticket.expedite();
+        // It ran although the only worker is still blocked.
+        let ran = rx.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(ran, Ok(true));
+        ticket.expedite(); // no longer queued: a no-op
+        release_tx.send(()).unwrap();
+        pool.shutdown();
+        assert!(pool.shared.state.lock().expedited.is_empty());
+        assert!(!on_pool_thread());
     }
 
     #[test]

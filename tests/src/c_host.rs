@@ -89,8 +89,20 @@ pub fn c_source(name: &str) -> PathBuf {
 /// `gcc -std=c11 -Wall -Wextra -Wpedantic -Werror <extra> -I include
 /// tests/c/host.c -ldl -lpthread`
 pub fn build_host(dir: &Path, extra: &[&str]) -> PathBuf {
-    let exe = dir.join("host");
-    let (include, source) = (include_dir(), c_source("host.c"));
+    build_c_program(dir, "host", extra)
+}
+
+/// As `build_host`, for tests/c/<name>.c; the program is `dir/<name>`.
+/// `MOONSHOT_C_FLAGS` (space-separated) adds flags, e.g. a sanitizer.
+pub fn build_c_program(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let exe = dir.join(name);
+    let (include, source) = (include_dir(), c_source(&format!("{name}.c")));
+    let env_flags = std::env::var("MOONSHOT_C_FLAGS").unwrap_or_default();
+    let extra: Vec<&str> = extra
+        .iter()
+        .copied()
+        .chain(env_flags.split_whitespace())
+        .collect();
     let mut args: Vec<&OsStr> = ["-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]
         .map(OsStr::new)
         .to_vec();

@@ -209,10 +209,10 @@ fn callbacks_may_be_null_or_shorter_than_the_header_knows() {
         };
         assert_eq!(status, abi::MOONSHOT_OK);
         assert_eq!(unsafe { (api.wait)(handle, 10_000) }, abi::MOONSHOT_OK);
-        // A NULL out pointer is tolerated; the status still comes back.
+        // A NULL out pointer is refused, as every other NULL out pointer.
         assert_eq!(
             unsafe { (api.request_result)(handle, std::ptr::null_mut()) },
-            abi::MOONSHOT_OK
+            abi::MOONSHOT_ERR_INVALID_ARGUMENT
         );
         let mut json = std::ptr::null_mut();
         assert_eq!(

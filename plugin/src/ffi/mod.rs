@@ -1,8 +1,10 @@
 //! The C shim: the only module that touches raw pointers. Every function
 //! catches panics inside its own body (a panic reaching `extern "C"` would
-//! abort the host) and checks every pointer before use.
+//! abort the host) and checks every pointer before use. Handles are cast in
+//! `handle` only; error kinds become ABI statuses here only (`status_of`).
 
 pub mod entry;
+mod handle;
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::mem::{offset_of, size_of};
@@ -12,13 +14,17 @@ use std::time::Duration;
 
 use moonshot_abi::{
     MoonshotApi, MoonshotCallbacks, MoonshotFlow, MoonshotInstance, MoonshotRequest,
-    MoonshotStatus, MOONSHOT_ABI_MAJOR, MOONSHOT_ABI_MINOR, MOONSHOT_ERR_INTERNAL,
-    MOONSHOT_ERR_INVALID_ARGUMENT, MOONSHOT_OK, MOONSHOT_PENDING, MOONSHOT_STOP,
+    MoonshotStatus, MOONSHOT_ABI_MAJOR, MOONSHOT_ABI_MINOR, MOONSHOT_ERR_BUSY,
+    MOONSHOT_ERR_CANCELLED, MOONSHOT_ERR_INTERNAL, MOONSHOT_ERR_INVALID_ARGUMENT,
+    MOONSHOT_ERR_INVALID_REQUEST, MOONSHOT_ERR_MODEL_RETIRED, MOONSHOT_ERR_PROTOCOL,
+    MOONSHOT_ERR_TIMEOUT, MOONSHOT_ERR_TRANSPORT, MOONSHOT_ERR_UNKNOWN_MODEL,
+    MOONSHOT_ERR_UPSTREAM, MOONSHOT_OK, MOONSHOT_PENDING, MOONSHOT_STOP,
 };
 use serde_json::Value;
 
-use crate::error::ProviderError;
-use crate::instance::{Callbacks, Instance, RequestState};
+use crate::error::{ErrorKind, ProviderError};
+use crate::instance::{Callbacks, Ending, Instance, RequestState};
+use crate::pool;
 use crate::stream::Flow;
 
 /// The table lives in a static; raw pointers are not `Sync`, but these point
@@ -32,7 +38,9 @@ static API: StaticApi = StaticApi(MoonshotApi {
     abi_major: MOONSHOT_ABI_MAJOR,
     abi_minor: MOONSHOT_ABI_MINOR,
     plugin_name: c"moonshot".as_ptr(),
-    plugin_version: concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char,
+    plugin_version: concat!(env!("CARGO_PKG_VERSION"), "\0")
+        .as_ptr()
+        .cast::<c_char>(),
     create,
     destroy,
     models,
@@ -51,6 +59,27 @@ pub(crate) fn table() -> *const MoonshotApi {
     &API.0
 }
 
+/// The ABI status of an error kind, 1:1.
+fn status_of(kind: ErrorKind) -> MoonshotStatus {
+    match kind {
+        ErrorKind::InvalidArgument => MOONSHOT_ERR_INVALID_ARGUMENT,
+        ErrorKind::InvalidRequest => MOONSHOT_ERR_INVALID_REQUEST,
+        ErrorKind::UnknownModel => MOONSHOT_ERR_UNKNOWN_MODEL,
+        ErrorKind::ModelRetired => MOONSHOT_ERR_MODEL_RETIRED,
+        ErrorKind::Upstream => MOONSHOT_ERR_UPSTREAM,
+        ErrorKind::Protocol => MOONSHOT_ERR_PROTOCOL,
+        ErrorKind::Transport => MOONSHOT_ERR_TRANSPORT,
+        ErrorKind::Timeout => MOONSHOT_ERR_TIMEOUT,
+        ErrorKind::Cancelled => MOONSHOT_ERR_CANCELLED,
+        ErrorKind::Busy => MOONSHOT_ERR_BUSY,
+        ErrorKind::Internal => MOONSHOT_ERR_INTERNAL,
+    }
+}
+
+fn ending_status(ending: Ending) -> MoonshotStatus {
+    ending.map_or_else(status_of, |()| MOONSHOT_OK)
+}
+
 /// Runs `body`, turning a panic into `MOONSHOT_ERR_INTERNAL`.
 fn guarded(body: impl FnOnce() -> MoonshotStatus) -> MoonshotStatus {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(MOONSHOT_ERR_INTERNAL)
@@ -58,12 +87,15 @@ fn guarded(body: impl FnOnce() -> MoonshotStatus) -> MoonshotStatus {
 
 /// Borrows a NUL-terminated UTF-8 argument.
 ///
-/// SAFETY: `ptr` is NULL or points to a NUL-terminated string valid for 'a.
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string valid for 'a.
 unsafe fn borrow_str<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, ProviderError> {
     if ptr.is_null() {
         return Err(ProviderError::invalid_argument(format!("{what} is NULL")));
     }
-    CStr::from_ptr(ptr).to_str().map_err(|e| {
+    // SAFETY: non-NULL, and NUL-terminated and live for 'a by the contract.
+    let text = unsafe { CStr::from_ptr(ptr) };
+    text.to_str().map_err(|e| {
         ProviderError::invalid_argument(format!(
             "{what} is not UTF-8 (bad byte at offset {})",
             e.valid_up_to()
@@ -71,34 +103,42 @@ unsafe fn borrow_str<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, Prov
     })
 }
 
+/// Stores `value` through an out pointer, if there is one.
+///
+/// # Safety
+/// `out` is NULL or valid for one write of a `T`.
+unsafe fn store<T>(out: *mut T, value: T) {
+    if !out.is_null() {
+        // SAFETY: non-NULL and writable by the contract; `T` is a pointer
+        // (Copy, nothing to drop in the old value).
+        unsafe { out.write(value) };
+    }
+}
+
 /// Hands a string to the caller (freed by `free_string`). JSON text never
 /// holds a NUL byte (serde_json escapes it), so this cannot fail for it.
 ///
-/// SAFETY: `out` is NULL or valid for one pointer write.
+/// # Safety
+/// As `store`.
 unsafe fn give_string(out: *mut *mut c_char, text: String) {
     if out.is_null() {
         return;
     }
     let owned =
         CString::new(text).unwrap_or_else(|_| CString::from(c"\"internal error: NUL in output\""));
-    *out = owned.into_raw();
-}
-
-/// Stores NULL in an out pointer, if there is one.
-///
-/// SAFETY: `out` is NULL or valid for one pointer write.
-unsafe fn clear<T>(out: *mut *mut T) {
-    if !out.is_null() {
-        *out = std::ptr::null_mut();
-    }
+    // SAFETY: `out` is NULL-checked above and writable by the contract.
+    unsafe { store(out, owned.into_raw()) };
 }
 
 /// Reports `err` through `out_error` and returns its status.
 ///
-/// SAFETY: as `give_string`.
+/// # Safety
+/// As `store`.
 unsafe fn fail(out_error: *mut *mut c_char, err: ProviderError) -> MoonshotStatus {
-    give_string(out_error, err.to_json().to_string());
-    err.status()
+    let status = status_of(err.kind);
+    // SAFETY: `out_error` is NULL or writable, by this function's contract.
+    unsafe { give_string(out_error, err.to_json().to_string()) };
+    status
 }
 
 unsafe extern "C" fn create(
@@ -107,51 +147,66 @@ unsafe extern "C" fn create(
     out_error: *mut *mut c_char,
 ) -> MoonshotStatus {
     guarded(|| {
-        clear(out_error);
+        // SAFETY: the header asks for NULL or a pointer valid for one write
+        // (so for every out pointer below).
+        unsafe { store(out_error, std::ptr::null_mut()) };
         if out_instance.is_null() {
-            return fail(
-                out_error,
-                ProviderError::invalid_argument("out_instance is NULL"),
-            );
+            let err = ProviderError::invalid_argument("out_instance is NULL");
+            // SAFETY: as above.
+            return unsafe { fail(out_error, err) };
         }
-        *out_instance = std::ptr::null_mut();
-        let result = borrow_str(config_json, "config_json").and_then(Instance::new);
-        match result {
+        // SAFETY: as above.
+        unsafe { store(out_instance, std::ptr::null_mut()) };
+        // SAFETY: the header asks for NULL or a NUL-terminated string that
+        // lives for the call.
+        let config = unsafe { borrow_str(config_json, "config_json") };
+        match config.and_then(Instance::new) {
             Ok(instance) => {
-                *out_instance = Box::into_raw(Box::new(instance)) as *mut MoonshotInstance;
+                // SAFETY: as above.
+                unsafe { store(out_instance, handle::to_box_ptr(instance)) };
                 MOONSHOT_OK
             }
-            Err(err) => fail(out_error, err),
+            // SAFETY: as above.
+            Err(err) => unsafe { fail(out_error, err) },
         }
     })
 }
 
 unsafe extern "C" fn destroy(instance: *mut MoonshotInstance) {
     guarded(|| {
-        if !instance.is_null() {
-            // Dropping the instance cancels its requests and joins its pool.
-            drop(Box::from_raw(instance as *mut Instance));
-        }
+        // Dropping the instance cancels its requests and joins its pool.
+        // SAFETY: the header asks for NULL or a handle from `create`,
+        // destroyed once.
+        unsafe { handle::free_box(instance) };
         MOONSHOT_OK
     });
 }
 
 /// Shared body of the four JSON queries.
 ///
-/// SAFETY: `instance` is NULL or from `create`; `out_json` NULL or writable.
+/// # Safety
+/// `instance` is NULL or a live handle from `create`; `out_json` is NULL or
+/// valid for one write.
 unsafe fn query(
     instance: *const MoonshotInstance,
     out_json: *mut *mut c_char,
     answer: fn(&Instance) -> Value,
 ) -> MoonshotStatus {
     guarded(|| {
-        if out_json.is_null() || instance.is_null() {
-            clear(out_json);
-            return MOONSHOT_ERR_INVALID_ARGUMENT;
+        // SAFETY: `instance` is NULL or live, by this function's contract.
+        let instance = unsafe { handle::to_ref(instance) };
+        match instance {
+            Some(instance) if !out_json.is_null() => {
+                // SAFETY: `out_json` is writable, by this function's contract.
+                unsafe { give_string(out_json, answer(instance).to_string()) };
+                MOONSHOT_OK
+            }
+            _ => {
+                // SAFETY: as above.
+                unsafe { store(out_json, std::ptr::null_mut()) };
+                MOONSHOT_ERR_INVALID_ARGUMENT
+            }
         }
-        let instance = &*(instance as *const Instance);
-        give_string(out_json, answer(instance).to_string());
-        MOONSHOT_OK
     })
 }
 
@@ -159,34 +214,41 @@ unsafe extern "C" fn models(
     instance: *const MoonshotInstance,
     out_json: *mut *mut c_char,
 ) -> MoonshotStatus {
-    query(instance, out_json, Instance::models)
+    // SAFETY: the header's contract for the queries is `query`'s.
+    unsafe { query(instance, out_json, Instance::models) }
 }
 
 unsafe extern "C" fn list(
     instance: *const MoonshotInstance,
     out_json: *mut *mut c_char,
 ) -> MoonshotStatus {
-    query(instance, out_json, Instance::list)
+    // SAFETY: as in `models`.
+    unsafe { query(instance, out_json, Instance::list) }
 }
 
 unsafe extern "C" fn default_model(
     instance: *const MoonshotInstance,
     out_json: *mut *mut c_char,
 ) -> MoonshotStatus {
-    query(instance, out_json, Instance::default_model)
+    // SAFETY: as in `models`.
+    unsafe { query(instance, out_json, Instance::default_model) }
 }
 
 unsafe extern "C" fn reported_costs(
     instance: *const MoonshotInstance,
     out_json: *mut *mut c_char,
 ) -> MoonshotStatus {
-    query(instance, out_json, Instance::reported_costs)
+    // SAFETY: as in `models`.
+    unsafe { query(instance, out_json, Instance::reported_costs) }
 }
+
+type OnChunk = unsafe extern "C" fn(*mut c_void, *const c_char, usize) -> MoonshotFlow;
+type OnDone = unsafe extern "C" fn(*mut c_void, MoonshotStatus, *const c_char, usize);
 
 /// The host's callbacks, called from a pool thread.
 struct HostCallbacks {
-    on_chunk: Option<unsafe extern "C" fn(*mut c_void, *const c_char, usize) -> MoonshotFlow>,
-    on_done: Option<unsafe extern "C" fn(*mut c_void, MoonshotStatus, *const c_char, usize)>,
+    on_chunk: Option<OnChunk>,
+    on_done: Option<OnDone>,
     user_data: *mut c_void,
     /// Reused NUL-terminated copy of each part, so a part costs no allocation.
     buffer: Vec<u8>,
@@ -197,10 +259,16 @@ struct HostCallbacks {
 unsafe impl Send for HostCallbacks {}
 
 impl HostCallbacks {
-    /// Copies what the host's `struct_size` covers; the rest stays NULL.
+    /// Copies what the host's `struct_size` covers; the rest stays NULL. A
+    /// `struct_size` of 0 is a host that forgot to set it: refused.
     ///
-    /// SAFETY: `callbacks` is NULL or points to at least `struct_size` bytes.
-    unsafe fn read(callbacks: *const MoonshotCallbacks, user_data: *mut c_void) -> HostCallbacks {
+    /// # Safety
+    /// `callbacks` is NULL or points to a readable `struct_size` followed by
+    /// at least `struct_size` bytes in all.
+    unsafe fn read(
+        callbacks: *const MoonshotCallbacks,
+        user_data: *mut c_void,
+    ) -> Result<HostCallbacks, ProviderError> {
         let mut host = HostCallbacks {
             on_chunk: None,
             on_done: None,
@@ -208,24 +276,32 @@ impl HostCallbacks {
             buffer: Vec::new(),
         };
         if callbacks.is_null() {
-            return host;
+            return Ok(host);
         }
-        let size = std::ptr::addr_of!((*callbacks).struct_size).read();
-        let covers = |offset: usize, field: usize| size >= offset + field;
-        if covers(offset_of!(MoonshotCallbacks, on_chunk), size_of::<usize>()) {
-            host.on_chunk = std::ptr::addr_of!((*callbacks).on_chunk).read();
+        // SAFETY: non-NULL; its first field is readable by the contract.
+        let size = unsafe { std::ptr::addr_of!((*callbacks).struct_size).read() };
+        if size == 0 {
+            return Err(ProviderError::invalid_argument(
+                "callbacks->struct_size is 0: set it to sizeof(MoonshotCallbacks)",
+            ));
         }
-        if covers(offset_of!(MoonshotCallbacks, on_done), size_of::<usize>()) {
-            host.on_done = std::ptr::addr_of!((*callbacks).on_done).read();
+        let covers = |offset: usize| size >= offset + size_of::<usize>();
+        if covers(offset_of!(MoonshotCallbacks, on_chunk)) {
+            // SAFETY: `struct_size` covers the field, so the host wrote it.
+            host.on_chunk = unsafe { std::ptr::addr_of!((*callbacks).on_chunk).read() };
         }
-        host
+        if covers(offset_of!(MoonshotCallbacks, on_done)) {
+            // SAFETY: as above.
+            host.on_done = unsafe { std::ptr::addr_of!((*callbacks).on_done).read() };
+        }
+        Ok(host)
     }
 
     fn terminated(&mut self, json: &str) -> *const c_char {
         self.buffer.clear();
         self.buffer.extend_from_slice(json.as_bytes());
         self.buffer.push(0);
-        self.buffer.as_ptr() as *const c_char
+        self.buffer.as_ptr().cast::<c_char>()
     }
 }
 
@@ -245,11 +321,11 @@ impl Callbacks for HostCallbacks {
         }
     }
 
-    fn on_done(&mut self, status: i32, json: &str) {
+    fn on_done(&mut self, ending: Ending, json: &str) {
         let Some(on_done) = self.on_done else { return };
         let ptr = self.terminated(json);
         // SAFETY: as in on_part.
-        unsafe { on_done(self.user_data, status, ptr, json.len()) }
+        unsafe { on_done(self.user_data, ending_status(ending), ptr, json.len()) }
     }
 }
 
@@ -262,43 +338,58 @@ unsafe extern "C" fn complete(
     out_error: *mut *mut c_char,
 ) -> MoonshotStatus {
     guarded(|| {
-        clear(out_error);
+        // SAFETY: the header asks for NULL or a pointer valid for one write
+        // (so for every out pointer below).
+        unsafe { store(out_error, std::ptr::null_mut()) };
         if out_request.is_null() {
-            return fail(
-                out_error,
-                ProviderError::invalid_argument("out_request is NULL"),
-            );
+            let err = ProviderError::invalid_argument("out_request is NULL");
+            // SAFETY: as above.
+            return unsafe { fail(out_error, err) };
         }
-        *out_request = std::ptr::null_mut();
-        if instance.is_null() {
-            return fail(
-                out_error,
-                ProviderError::invalid_argument("instance is NULL"),
-            );
-        }
-        let instance = &*(instance as *const Instance);
-        let request = match borrow_str(request_json, "request_json") {
-            Ok(text) => text,
-            Err(err) => return fail(out_error, err),
+        // SAFETY: as above.
+        unsafe { store(out_request, std::ptr::null_mut()) };
+        // SAFETY: the header asks for NULL or a live handle from `create`.
+        let Some(instance) = (unsafe { handle::to_ref(instance) }) else {
+            let err = ProviderError::invalid_argument("instance is NULL");
+            // SAFETY: as above.
+            return unsafe { fail(out_error, err) };
         };
-        let host = Box::new(HostCallbacks::read(callbacks, user_data));
-        match instance.complete(request, host) {
-            Ok(state) => {
-                *out_request = Box::into_raw(Box::new(state)) as *mut MoonshotRequest;
-                MOONSHOT_OK
+        // SAFETY: the header asks for NULL or a string that lives for the call.
+        let request = match unsafe { borrow_str(request_json, "request_json") } {
+            Ok(text) => text,
+            // SAFETY: as above.
+            Err(err) => return unsafe { fail(out_error, err) },
+        };
+        // SAFETY: the header asks for NULL or a struct of `struct_size` bytes.
+        let host = match unsafe { HostCallbacks::read(callbacks, user_data) } {
+            Ok(host) => Box::new(host),
+            // SAFETY: as above.
+            Err(err) => return unsafe { fail(out_error, err) },
+        };
+        // The handle is stored before the job is queued, so a callback (on
+        // a pool thread) that reads it sees it.
+        let state = Arc::new(RequestState::default());
+        let handle = handle::to_arc_ptr::<MoonshotRequest>(state.clone());
+        // SAFETY: as above.
+        unsafe { store(out_request, handle) };
+        match instance.complete(request, host, state) {
+            Ok(()) => MOONSHOT_OK,
+            Err(err) => {
+                // SAFETY: as above.
+                unsafe { store(out_request, std::ptr::null_mut()) };
+                // SAFETY: `handle` came from `to_arc_ptr` just above and was
+                // never given out (the host sees NULL again).
+                drop(unsafe { handle::take_arc(handle) });
+                // SAFETY: as above.
+                unsafe { fail(out_error, instance.redact(err)) }
             }
-            Err(err) => fail(out_error, instance.redact(err)),
         }
     })
 }
 
-/// SAFETY: `request` is NULL or a live handle from `complete`.
-unsafe fn request_state<'a>(request: *const MoonshotRequest) -> Option<&'a Arc<RequestState>> {
-    (request as *const Arc<RequestState>).as_ref()
-}
-
 unsafe extern "C" fn cancel(request: *const MoonshotRequest) -> MoonshotStatus {
-    guarded(|| match request_state(request) {
+    // SAFETY: the header asks for NULL or a live handle from `complete`.
+    guarded(|| match unsafe { handle::to_ref(request) } {
         Some(state) => {
             state.cancel();
             MOONSHOT_OK
@@ -308,9 +399,16 @@ unsafe extern "C" fn cancel(request: *const MoonshotRequest) -> MoonshotStatus {
 }
 
 unsafe extern "C" fn wait(request: *const MoonshotRequest, timeout_ms: u32) -> MoonshotStatus {
-    guarded(|| match request_state(request) {
+    // SAFETY: the header asks for NULL or a live handle from `complete`.
+    guarded(|| match unsafe { handle::to_ref(request) } {
+        // On a pool thread, blocking could wait for this very thread: the
+        // end is reported if it came, else the call is refused at once.
+        Some(state) if pool::on_pool_thread() => match state.wait(Duration::ZERO) {
+            Some((ending, _)) => ending_status(ending),
+            None => MOONSHOT_ERR_INVALID_ARGUMENT,
+        },
         Some(state) => match state.wait(Duration::from_millis(timeout_ms.into())) {
-            Some((status, _)) => status,
+            Some((ending, _)) => ending_status(ending),
             None => MOONSHOT_PENDING,
         },
         None => MOONSHOT_ERR_INVALID_ARGUMENT,
@@ -322,14 +420,20 @@ unsafe extern "C" fn request_result(
     out_json: *mut *mut c_char,
 ) -> MoonshotStatus {
     guarded(|| {
-        clear(out_json);
-        let Some(state) = request_state(request) else {
+        if out_json.is_null() {
+            return MOONSHOT_ERR_INVALID_ARGUMENT;
+        }
+        // SAFETY: `out_json` is non-NULL and, by the header, writable.
+        unsafe { store(out_json, std::ptr::null_mut()) };
+        // SAFETY: the header asks for NULL or a live handle from `complete`.
+        let Some(state) = (unsafe { handle::to_ref(request) }) else {
             return MOONSHOT_ERR_INVALID_ARGUMENT;
         };
         match state.outcome() {
-            Some((status, json)) => {
-                give_string(out_json, json.to_string());
-                status
+            Some((ending, json)) => {
+                // SAFETY: as above.
+                unsafe { give_string(out_json, json.to_string()) };
+                ending_status(ending)
             }
             None => MOONSHOT_PENDING,
         }
@@ -338,8 +442,9 @@ unsafe extern "C" fn request_result(
 
 unsafe extern "C" fn release(request: *mut MoonshotRequest) {
     guarded(|| {
-        if !request.is_null() {
-            let state = Box::from_raw(request as *mut Arc<RequestState>);
+        // SAFETY: the header asks for NULL or a handle from `complete`,
+        // released once and not used afterwards.
+        if let Some(state) = unsafe { handle::take_arc(request) } {
             if state.outcome().is_none() {
                 state.cancel();
             }
@@ -351,7 +456,9 @@ unsafe extern "C" fn release(request: *mut MoonshotRequest) {
 unsafe extern "C" fn free_string(s: *mut c_char) {
     guarded(|| {
         if !s.is_null() {
-            drop(CString::from_raw(s));
+            // SAFETY: the header asks for a string this plugin returned
+            // (from `CString::into_raw`), freed once.
+            drop(unsafe { CString::from_raw(s) });
         }
         MOONSHOT_OK
     });
