@@ -14,6 +14,7 @@ pub mod date;
 pub mod error;
 #[allow(unsafe_code)]
 mod ffi;
+mod fields;
 pub mod instance;
 mod job;
 mod media;

@@ -38,11 +38,12 @@ const MODELS: &[Model] = &[
         video: false,
         always_reasons: true,
     },
+    // Image and video in, as Moonshot's kimi-k2.6 pricing page says.
     Model {
         id: "kimi-k2.6",
         context_length: 262_144,
-        image: false,
-        video: false,
+        image: true,
+        video: true,
         always_reasons: false,
     },
 ];
