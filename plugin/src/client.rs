@@ -197,9 +197,7 @@ impl Client {
             .build()
             .send(body);
         let response = result.map_err(|e| transport_error(e, &self.timeouts, true))?;
-        let request_id = header(&response, "x-request-id")
-            .or_else(|| header(&response, "x-trace-id"))
-            .map(|id| self.scrub(id));
+        let request_id = request_id(&response).map(|id| self.scrub(id));
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(Upstream {
@@ -230,6 +228,47 @@ impl Client {
             text
         }
     }
+}
+
+impl Client {
+    /// GETs `path` once (the live model list, the balance): no retry, so an
+    /// operator sees the service as it is. Returns the 2xx response, body unread.
+    pub fn get_once(&self, path: &str, deadline: Instant) -> Result<Upstream, ProviderError> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(timeout_error(Timeout::Global, &self.timeouts));
+        }
+        let response = self
+            .agent
+            .get(self.url(path))
+            .header("Authorization", &self.authorization)
+            .header("Accept", "application/json")
+            .config()
+            .timeout_global(Some(remaining))
+            .build()
+            .call()
+            .map_err(|e| transport_error(e, &self.timeouts, true))?;
+        let request_id = request_id(&response).map(|id| self.scrub(id));
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(Upstream {
+                response,
+                request_id,
+            });
+        }
+        let text = read_body_text(response.into_body(), &self.timeouts).unwrap_or_default();
+        let mut err = upstream_error(status, &self.scrub(text));
+        err.request_id = request_id;
+        Err(err)
+    }
+}
+
+/// Moonshot names its request id `Msh-Request-Id` (recorded); proxies and
+/// older deployments use `x-request-id` / `x-trace-id`.
+fn request_id(response: &Response<Body>) -> Option<String> {
+    header(response, "msh-request-id")
+        .or_else(|| header(response, "x-request-id"))
+        .or_else(|| header(response, "x-trace-id"))
 }
 
 fn header(response: &Response<Body>, name: &str) -> Option<String> {
@@ -269,6 +308,7 @@ pub fn upstream_error(status: u16, body: &str) -> ProviderError {
             let snippet: String = body.chars().take(200).collect();
             format!("HTTP {status} from upstream: {}", snippet.trim())
         });
+    let message = hide_account_ids(&message);
     let quota = error_type.as_deref() == Some("exceeded_current_quota_error");
     let retryable = match status {
         429 => !quota,
@@ -281,6 +321,31 @@ pub fn upstream_error(status: u16, body: &str) -> ProviderError {
     err.http_status = Some(status);
     err.retry_after_secs = seconds_in_message(&message);
     err
+}
+
+/// Moonshot's rate-limit messages name the account ("Your account
+/// org-<32 hex><ak-<id>> request reached ..." as recorded): the identifiers
+/// become "[account]" so they never reach a caller's logs.
+fn hide_account_ids(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("org-") {
+        let id_len = rest[at + 4..]
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len() - at - 4);
+        let mut end = at + 4 + id_len;
+        // The `<ak-...>` key name that follows the organisation id.
+        if rest[end..].starts_with("<ak-") {
+            if let Some(close) = rest[end..].find('>') {
+                end += close + 1;
+            }
+        }
+        out.push_str(&rest[..at]);
+        out.push_str(if id_len > 0 { "[account]" } else { "org-" });
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Finds N in Moonshot's "please try again after N seconds".
@@ -392,6 +457,20 @@ pub fn io_error(e: std::io::Error, t: &Timeouts) -> ProviderError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_identifiers_never_leave_an_upstream_message() {
+        let err = upstream_error(
+            429,
+            r#"{"error":{"type":"rate_limit_reached_error","message":"Your account org-0123456789abcdef0123456789abcdef<ak-abcd1234efgh5678ijkl> request reached organization max RPM: 3, please try again after 1 seconds"}}"#,
+        );
+        assert_eq!(
+            err.message,
+            "Your account [account] request reached organization max RPM: 3, please try again after 1 seconds"
+        );
+        assert_eq!(err.retry_after_secs, Some(1));
+        assert_eq!(hide_account_ids("org- alone"), "org- alone");
+    }
 
     #[test]
     fn rate_limit_is_retryable_and_reads_the_wait() {

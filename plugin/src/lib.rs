@@ -17,6 +17,7 @@ mod ffi;
 mod fields;
 pub mod instance;
 mod job;
+pub mod live;
 mod media;
 pub mod messages;
 pub mod metering;

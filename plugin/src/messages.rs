@@ -212,9 +212,11 @@ fn system_with_tools(
         Some(Value::Array(tools)) if !tools.is_empty() && tools.iter().all(Value::is_object) => {
             tools
         }
-        _ => return Err(bad(format!(
+        _ => {
+            return Err(bad(format!(
             "message {index}: a system message's 'tools' must be a non-empty array of tool objects"
-        ))),
+        )))
+        }
     };
     let mut out = json!({"role": "system", "tools": tools});
     match object.get("content") {

@@ -3,6 +3,7 @@
 //! abort the host) and checks every pointer before use.
 
 pub mod entry;
+mod live;
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::mem::{offset_of, size_of};
@@ -45,6 +46,8 @@ static API: StaticApi = StaticApi(MoonshotApi {
     request_result,
     release,
     free_string,
+    live_models: live::live_models,
+    balance: live::balance,
 });
 
 pub(crate) fn table() -> *const MoonshotApi {

@@ -308,6 +308,17 @@ pub(crate) fn models() -> Reply {
     }
 }
 
+/// GET /v1/users/me/balance: MOONSHOT-API.md §7's shape, fixed figures.
+pub(crate) fn balance() -> Reply {
+    Reply::Json {
+        status: 200,
+        headers: Vec::new(),
+        body: json!({"code": 0, "data": {"available_balance": 49.58894,
+                     "voucher_balance": 46.58893, "cash_balance": 3.00001},
+                     "scode": "0x0", "status": true}),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
