@@ -11,6 +11,9 @@ commands:
   list             the model ids and aliases the provider answers to
   serve            answer Puter's driver protocol on 127.0.0.1, so puter.js chats
                    through the plugin (prints the URL on stdout)
+  doctor           check the key, catalog drift, the balance and one tiny completion's
+                   timing against the live service; exits 1 unless all is well
+                   (--model M picks the completion's model)
 
 chat options:
   --model M        model id, alias or puterId (default: the provider's default)
@@ -52,6 +55,7 @@ pub enum Command {
     Models,
     List,
     Serve { port: u16 },
+    Doctor,
     Help,
 }
 
@@ -189,6 +193,12 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
                 port: options.port.unwrap_or(DEFAULT_PORT),
             }
         }
+        Some("doctor") => {
+            if let Some(extra) = positional.first() {
+                return Err(format!("doctor takes no argument ('{extra}')"));
+            }
+            Command::Doctor
+        }
         Some(other) => return Err(format!("unknown command '{other}'")),
     };
     Ok(options)
@@ -251,6 +261,14 @@ mod tests {
             .unwrap_err()
             .contains("0 to 65535"));
         assert!(parse_str("serve now").unwrap_err().contains("no argument"));
+    }
+
+    #[test]
+    fn doctor() {
+        let o = parse_str("doctor --model kimi-k3").unwrap();
+        assert_eq!(o.command, Command::Doctor);
+        assert_eq!(o.model.as_deref(), Some("kimi-k3"));
+        assert!(parse_str("doctor now").unwrap_err().contains("no argument"));
     }
 
     #[test]

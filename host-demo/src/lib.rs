@@ -4,6 +4,7 @@
 // Unsafe code lives in the plugin loader only, each operation argued there.
 #![deny(unsafe_code)]
 
+pub mod doctor;
 #[allow(unsafe_code)]
 pub mod plugin;
 pub mod registry;

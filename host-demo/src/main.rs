@@ -3,6 +3,7 @@
 //!   host-demo chat "Hello" [--model M] [--provider P] [--no-stream] [--output text|ndjson]
 //!   host-demo models | list
 //!   host-demo serve [--port P]   (Puter's driver protocol on 127.0.0.1, for puter.js)
+//!   host-demo doctor [--model M] (key, catalog drift, balance, a tiny completion's timing)
 //!
 //! Global options: --config FILE (Puter-style {"providers":{"moonshot":{...}}}),
 //! --library PATH (default: the library cargo built beside this binary).
@@ -87,8 +88,34 @@ fn run(options: Options) -> Result<ExitCode, String> {
         }
         Command::Chat(prompt) => chat(&registry, &options, prompt),
         Command::Serve { port } => serve::run(&registry, *port),
+        Command::Doctor => {
+            let registered = registry
+                .provider(registry::PROVIDER)
+                .expect("registered above");
+            println!("doctor: {} at {}", plugin.describe(), base_url(&block));
+            let report = host_demo::doctor::examine(
+                &registered.instance,
+                options.model.as_deref(),
+                Duration::from_secs(120),
+            );
+            print!("{}", report.render());
+            Ok(if report.healthy() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Help => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// Where the provider talks to (never the key).
+fn base_url(block: &Value) -> String {
+    ["base_url", "baseURL", "baseUrl"]
+        .iter()
+        .find_map(|k| block.get(k).and_then(Value::as_str))
+        .unwrap_or("https://api.moonshot.ai/v1 (default)")
+        .to_string()
 }
 
 /// The provider block: from --config, else MOONSHOT_API_KEY, else the

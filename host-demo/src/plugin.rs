@@ -237,6 +237,37 @@ impl Instance {
         self.query(self.api.reported_costs)
     }
 
+    /// ABI 1.1 `live_models`: Moonshot's model list with the catalog's
+    /// verdicts, or (status, error JSON). Blocks up to the total timeout.
+    pub fn live_models(&self) -> Result<String, (MoonshotStatus, String)> {
+        self.ask(self.api.live_models)
+    }
+
+    /// ABI 1.1 `balance`: the account balance JSON, or (status, error JSON).
+    /// Blocks up to the total timeout.
+    pub fn balance(&self) -> Result<String, (MoonshotStatus, String)> {
+        self.ask(self.api.balance)
+    }
+
+    fn ask(
+        &self,
+        f: unsafe extern "C" fn(
+            *const MoonshotInstance,
+            *mut *mut c_char,
+            *mut *mut c_char,
+        ) -> MoonshotStatus,
+    ) -> Result<String, (MoonshotStatus, String)> {
+        let (mut out, mut error) = (std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: live instance, valid out pointers.
+        let status = unsafe { f(self.raw, &mut out, &mut error) };
+        let out = take_string(self.api, out);
+        let error = take_string(self.api, error);
+        match (status, out) {
+            (MOONSHOT_OK, Some(json)) => Ok(json),
+            (status, _) => Err((status, error.unwrap_or_default())),
+        }
+    }
+
     /// Starts a completion; its parts and end arrive on the returned channel.
     /// `stop_after_parts` makes the callback return STOP after that many.
     pub fn complete(

@@ -60,6 +60,43 @@ pub enum Sampling {
     PinnedOne,
 }
 
+/// What a model does with an optional request field the plugin forwards
+/// (MOONSHOT-API.md §3, §10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldSupport {
+    /// Sent on as given; Moonshot decides.
+    Forwarded,
+    /// The model answers 400 to it (recorded): refused before sending, with
+    /// Moonshot's own reason.
+    Refused(&'static str),
+}
+
+/// The optional request fields whose support differs between models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestFields {
+    /// `logprobs: true` and `top_logprobs` (`logprobs: false` always passes).
+    pub logprobs: FieldSupport,
+    /// `prediction: {type: "content", content}`.
+    pub prediction: FieldSupport,
+    /// `logit_bias: {token id: bias}`.
+    pub logit_bias: FieldSupport,
+}
+
+/// Every field forwarded: what the plugin does where nothing was recorded.
+const FIELDS_FORWARDED: RequestFields = RequestFields {
+    logprobs: FieldSupport::Forwarded,
+    prediction: FieldSupport::Forwarded,
+    logit_bias: FieldSupport::Forwarded,
+};
+
+/// kimi-k3, as recorded on 2026-09-02 (tests/recordings/kimi-probes):
+/// `prediction` accepted, `logprobs: true` and `logit_bias` answered 400.
+const K3_FIELDS: RequestFields = RequestFields {
+    logprobs: FieldSupport::Refused("invalid logprobs: only false is allowed for this model"),
+    prediction: FieldSupport::Forwarded,
+    logit_bias: FieldSupport::Refused("logit_bias is not supported yet"),
+};
+
 /// Prices in microcents per token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Price {
@@ -101,6 +138,11 @@ pub struct ModelCard {
     pub media_successor: Option<&'static str>,
     /// moonshot-v1-auto: (largest prompt + max_tokens, tier) pairs it routes to.
     pub auto_tiers: &'static [(u64, &'static str)],
+    /// Optional request fields whose support differs per model.
+    pub fields: RequestFields,
+    /// Takes tools declared in a system message (`{"role":"system","tools":[..]}`,
+    /// no content needed): kimi-k3's documented dynamic tools.
+    pub system_tools: bool,
 }
 
 /// Why a model is not served on a given day.
@@ -169,6 +211,8 @@ const BASE: ModelCard = ModelCard {
     successor: None,
     media_successor: None,
     auto_tiers: &[],
+    fields: FIELDS_FORWARDED,
+    system_tools: false,
 };
 
 const fn price(input: u64, cached: u64, output: u64) -> Price {
@@ -208,6 +252,14 @@ const K2: ModelCard = ModelCard {
 
 /// The whole catalog, newest first (the order `models()` lists them in).
 pub static MODELS: &[ModelCard] = &[
+    // kimi-k3. Price $3.00 / $0.30 cache hit / $15.00 per 1M: Moonshot's
+    // pricing page platform.kimi.ai/docs/pricing/chat-k3 (as cited by
+    // getagentseal/codeburn#709, 2026-07), matched by docs.apiyi.com/models/kimi-k3
+    // and the aicost crate's table. Context 1,048,576 and text+image+video in:
+    // docs.apiyi.com (2026-07-18) and MOONSHOT-API.md §1. Launched 2026-07-16
+    // (issue 13; resellers list it from 2026-07-18). Accepts `prediction`,
+    // refuses `logprobs: true` and `logit_bias`: recordings in
+    // tests/recordings/kimi-probes (2026-09-01/02).
     ModelCard {
         id: "kimi-k3",
         name: "Kimi K3",
@@ -218,8 +270,15 @@ pub static MODELS: &[ModelCard] = &[
         thinking: Thinking::Effort,
         sampling: Sampling::PinnedOne,
         knowledge: "2026-01",
+        released: Some(Date::new(2026, 7, 16)),
+        fields: K3_FIELDS,
+        system_tools: true,
         ..BASE
     },
+    // kimi-k2.7-code and -highspeed: $0.95 / $4.00 and $1.90 / $8.00 per 1M
+    // (MOONSHOT-API.md §1, the aicost crate's table); the cache-hit prices
+    // $0.19 and $0.38 come from secondary tables only (NOT confirmed on a
+    // Moonshot page). Served from 2026-06-12 (MOONSHOT-API.md §1).
     ModelCard {
         id: "kimi-k2.7-code",
         name: "Kimi K2.7 Code",
@@ -240,15 +299,29 @@ pub static MODELS: &[ModelCard] = &[
         released: Some(Date::new(2026, 6, 12)),
         ..BASE
     },
+    // kimi-k2.6. Text, image and video in: Moonshot's own pricing page
+    // platform.kimi.com/docs/pricing/chat-k26 ("支持文本、图片与视频输入"),
+    // its Hugging Face model card moonshotai/Kimi-K2.6 (native multimodal,
+    // MoonViT encoder, image-text-to-text) and its chat API reference, which
+    // sends `image_url` content to kimi-k2.6 (MOONSHOT-API.md §10); Vercel's
+    // AI Gateway lists Vision (Image) and Video Input. Price $0.95 / $0.16 /
+    // $4.00 per 1M and context 262,144: vercel.com/ai-gateway/models/kimi-k2.6
+    // (Moonshot AI as provider) and docs.openclaw.ai ("Moonshot's published
+    // pay-as-you-go rates"). Released 2026-04-21 (Moonshot's announcement,
+    // apidog.com/blog/kimi-k2-6-api dated 21 April 2026).
     ModelCard {
         id: "kimi-k2.6",
         name: "Kimi K2.6",
         aliases: &["kimi-k26", "kimi"],
+        input: TEXT_IMAGE_VIDEO,
+        released: Some(Date::new(2026, 4, 21)),
         price: price(95, 16, 400),
         thinking: Thinking::ToggleKeep,
         sampling: Sampling::PinnedByThinking,
         ..BASE
     },
+    // kimi-k2.5: $0.60 / $0.10 / $3.00 per 1M (the seed; docs.openclaw.ai
+    // quotes the same published rates); retired 2026-08-31 (MOONSHOT-API.md §1).
     ModelCard {
         id: "kimi-k2.5",
         name: "Kimi K2.5",
@@ -259,8 +332,8 @@ pub static MODELS: &[ModelCard] = &[
         sampling: Sampling::PinnedByThinking,
         partial_mode: false,
         retired_on: V1_RETIRED,
+        // kimi-k2.6 reads images and video too, and costs less than kimi-k3.
         successor: Some("kimi-k2.6"),
-        media_successor: Some("kimi-k3"),
         ..BASE
     },
     ModelCard {
@@ -346,7 +419,6 @@ pub static MODELS: &[ModelCard] = &[
         max_output: 8_192,
         input: TEXT_IMAGE,
         price: v1_price(20, 200),
-        media_successor: Some("kimi-k3"),
         ..V1
     },
     ModelCard {
@@ -356,7 +428,6 @@ pub static MODELS: &[ModelCard] = &[
         max_output: 32_768,
         input: TEXT_IMAGE,
         price: v1_price(100, 300),
-        media_successor: Some("kimi-k3"),
         ..V1
     },
     ModelCard {
@@ -366,7 +437,6 @@ pub static MODELS: &[ModelCard] = &[
         max_output: 131_072,
         input: TEXT_IMAGE,
         price: v1_price(200, 500),
-        media_successor: Some("kimi-k3"),
         ..V1
     },
 ];
@@ -680,7 +750,11 @@ mod tests {
             true,
         )
         .unwrap();
-        assert_eq!(r.card.id, "kimi-k3");
+        assert_eq!(
+            r.card.id, "kimi-k2.6",
+            "k2.6 reads images and costs less than k3"
+        );
+        assert!(r.card.accepts(Modality::Image) && r.card.accepts(Modality::Video));
         let r = resolve(
             Some("kimi-k2.5"),
             V1_RETIREMENT,
@@ -732,6 +806,54 @@ mod tests {
                     card.id
                 );
             }
+        }
+    }
+
+    #[test]
+    fn kimi_k26_reads_text_image_and_video() {
+        let k26 = by_id("kimi-k2.6").unwrap();
+        assert_eq!(k26.input, TEXT_IMAGE_VIDEO);
+        for retired_vision in ["moonshot-v1-8k-vision-preview", "kimi-k2.5"] {
+            let r = resolve(
+                Some(retired_vision),
+                V1_RETIREMENT,
+                RetiredPolicy::Migrate,
+                true,
+            )
+            .unwrap();
+            assert_eq!(r.card.id, "kimi-k2.6", "{retired_vision}");
+        }
+    }
+
+    #[test]
+    fn release_dates_hide_models_that_did_not_exist_yet() {
+        assert!(!served_ids(Date::new(2026, 7, 15)).contains(&"kimi-k3"));
+        assert!(served_ids(Date::new(2026, 7, 16)).contains(&"kimi-k3"));
+        assert!(!served_ids(Date::new(2026, 4, 20)).contains(&"kimi-k2.6"));
+        assert!(served_ids(Date::new(2026, 4, 21)).contains(&"kimi-k2.6"));
+        let err = resolve(
+            Some("kimi-k3"),
+            Date::new(2026, 7, 1),
+            RetiredPolicy::Migrate,
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "model 'kimi-k3' is served from 2026-07-16, not yet"
+        );
+    }
+
+    #[test]
+    fn only_kimi_k3_refuses_logprobs_and_logit_bias_and_takes_system_tools() {
+        let k3 = by_id("kimi-k3").unwrap();
+        assert!(matches!(k3.fields.logprobs, FieldSupport::Refused(_)));
+        assert!(matches!(k3.fields.logit_bias, FieldSupport::Refused(_)));
+        assert_eq!(k3.fields.prediction, FieldSupport::Forwarded);
+        assert!(k3.system_tools);
+        for card in MODELS.iter().filter(|c| c.id != "kimi-k3") {
+            assert_eq!(card.fields, FIELDS_FORWARDED, "{}", card.id);
+            assert!(!card.system_tools, "{}", card.id);
         }
     }
 }

@@ -231,6 +231,39 @@ impl Client {
     }
 }
 
+impl Client {
+    /// GETs `path` once (the live model list, the balance): no retry, so an
+    /// operator sees the service as it is. Returns the 2xx response, body unread.
+    pub fn get_once(&self, path: &str, deadline: Instant) -> Result<Upstream, ProviderError> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(timeout_error(Timeout::Global, &self.timeouts));
+        }
+        let response = self
+            .agent
+            .get(self.url(path))
+            .header("Authorization", &self.authorization)
+            .header("Accept", "application/json")
+            .config()
+            .timeout_global(Some(remaining))
+            .build()
+            .call()
+            .map_err(|e| transport_error(e, &self.timeouts, true))?;
+        let request_id = request_id(&response).map(|id| self.scrub(id));
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(Upstream {
+                response,
+                request_id,
+            });
+        }
+        let text = read_body_text(response.into_body(), &self.timeouts).unwrap_or_default();
+        let mut err = upstream_error(status, &self.scrub(text));
+        err.request_id = request_id;
+        Err(err)
+    }
+}
+
 /// The id Moonshot gives a request: `Msh-Request-Id`, else its trace id;
 /// the generic `x-request-id` (proxies, compatible servers) as a fallback.
 fn request_id(response: &Response<Body>) -> Option<String> {
@@ -406,6 +439,19 @@ pub fn io_error(e: std::io::Error, t: &Timeouts) -> ProviderError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_identifiers_never_leave_an_upstream_message() {
+        let err = upstream_error(
+            429,
+            r#"{"error":{"type":"rate_limit_reached_error","message":"Your account org-0123456789abcdef0123456789abcdef<ak-abcd1234efgh5678ijkl> request reached organization max RPM: 3, please try again after 1 seconds"}}"#,
+        );
+        assert_eq!(
+            err.message,
+            "Your account org-[redacted]<ak-[redacted]> request reached organization max RPM: 3, please try again after 1 seconds"
+        );
+        assert_eq!(err.retry_after_secs, Some(1));
+    }
 
     #[test]
     fn rate_limit_is_retryable_and_reads_the_wait() {

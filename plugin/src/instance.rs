@@ -146,6 +146,21 @@ impl Instance {
         metering::reported_costs(self.served(), self.config.web_search.fee_ucents)
     }
 
+    /// `GET /models` with the catalog's verdict per id (see `live`). Blocks
+    /// the calling thread, bounded by the total timeout.
+    pub fn live_models(&self) -> Result<Value, ProviderError> {
+        let deadline = Instant::now() + self.config.timeouts.total;
+        crate::live::model_list(&self.client, self.config.clock.today(), deadline)
+            .map_err(|e| self.redact(e))
+    }
+
+    /// `GET /users/me/balance` in Moonshot's figures and integer microcents.
+    /// Blocks the calling thread, bounded by the total timeout.
+    pub fn balance(&self) -> Result<Value, ProviderError> {
+        let deadline = Instant::now() + self.config.timeouts.total;
+        crate::live::balance(&self.client, deadline).map_err(|e| self.redact(e))
+    }
+
     /// Validates the request, then queues it under `state` (which the
     /// caller may publish first: no callback runs before this call).
     /// Errors here mean nothing was started and no callback will run.

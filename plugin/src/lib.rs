@@ -14,8 +14,10 @@ mod client;
 mod date;
 #[allow(unsafe_code)]
 mod ffi;
+mod fields;
 mod instance;
 mod job;
+mod live;
 mod media;
 mod messages;
 mod metering;

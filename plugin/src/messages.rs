@@ -21,6 +21,9 @@ pub struct Conversation {
     /// http(s) media urls still to be fetched and inlined, as
     /// (message index, part index) -> url.
     pub remote_media: Vec<RemoteMedia>,
+    /// Indexes of system messages that declare `tools` (kimi-k3's dynamic
+    /// tools); the request builder refuses them for other models.
+    pub system_tools: Vec<usize>,
 }
 
 #[derive(Debug, PartialEq, Eq, Clone)]
@@ -133,6 +136,9 @@ fn user_like(
     index: usize,
     conv: &mut Conversation,
 ) -> Result<(), ProviderError> {
+    if role == "system" && object.contains_key("tools") {
+        return system_with_tools(object, index, conv);
+    }
     let mut parts = Vec::new();
     match object.get("content") {
         None | Some(Value::Null) => return Err(bad(format!("message {index} has no content"))),
@@ -191,6 +197,39 @@ fn user_like(
     }
     let mut out = json!({"role": role, "content": parts});
     copy_name(object, &mut out);
+    conv.messages.push(out);
+    Ok(())
+}
+
+/// `{"role":"system","tools":[...]}`, content optional: kimi-k3's documented
+/// way to declare tools mid-conversation. Passed through as given.
+fn system_with_tools(
+    object: &Map<String, Value>,
+    index: usize,
+    conv: &mut Conversation,
+) -> Result<(), ProviderError> {
+    let tools = match object.get("tools") {
+        Some(Value::Array(tools)) if !tools.is_empty() && tools.iter().all(Value::is_object) => {
+            tools
+        }
+        _ => {
+            return Err(bad(format!(
+            "message {index}: a system message's 'tools' must be a non-empty array of tool objects"
+        )))
+        }
+    };
+    let mut out = json!({"role": "system", "tools": tools});
+    match object.get("content") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(text)) => out["content"] = json!(text),
+        Some(_) => {
+            return Err(bad(format!(
+                "message {index}: a system message with tools takes string content only"
+            )))
+        }
+    }
+    copy_name(object, &mut out);
+    conv.system_tools.push(conv.messages.len());
     conv.messages.push(out);
     Ok(())
 }

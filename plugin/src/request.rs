@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::error::{ErrorKind, ProviderError};
 use crate::messages::{self, Conversation, RemoteMedia};
 use crate::metering;
-use crate::{thinking, tools};
+use crate::{fields, thinking, tools};
 
 /// A request ready to send, and what the result must report about it.
 #[derive(Debug)]
@@ -59,6 +59,14 @@ pub fn prepare(args: &Value, config: &Config) -> Result<Prepared, ProviderError>
     .map_err(resolve_error)?;
     let card = resolution.card;
     check_modalities(card, &conversation)?;
+    if let Some(index) = conversation.system_tools.first() {
+        if !card.system_tools {
+            return Err(bad_request(format!(
+                "message {index}: model '{}' does not take tools in a system message; declare them in 'tools'",
+                card.id
+            )));
+        }
+    }
 
     let stream = match args.get("stream") {
         None | Some(Value::Null) => false,
@@ -106,6 +114,7 @@ pub fn prepare(args: &Value, config: &Config) -> Result<Prepared, ProviderError>
     sampling(args, card, thinking.on, stream, &mut body, &mut adjustments)?;
     response_format(args, card, partial_prefix.is_some(), &mut body)?;
     stop(args, &mut body)?;
+    fields::forward(args, card, &mut body)?;
     for field in ["prompt_cache_key", "safety_identifier"] {
         match args.get(field) {
             None | Some(Value::Null) => {}
@@ -480,13 +489,66 @@ mod tests {
     }
 
     #[test]
-    fn media_to_a_text_model_is_refused() {
+    fn media_to_a_model_without_it_is_refused() {
         let err = prepare(
-            &json!({"messages":[{"content":[{"image_url":"data:image/png;base64,AA"}]}],"model":"kimi-k2.6"}),
+            &json!({"messages":[{"content":[{"video_url":"data:video/mp4;base64,AA"}]}],"model":"kimi-k2.7-code"}),
             &config(),
         )
         .unwrap_err();
-        assert_eq!(err.message, "model 'kimi-k2.6' does not accept image input");
+        assert_eq!(
+            err.message,
+            "model 'kimi-k2.7-code' does not accept video input"
+        );
+    }
+
+    #[test]
+    fn kimi_k26_takes_images() {
+        let p = prepare(
+            &json!({"messages":[{"content":[{"image_url":"data:image/png;base64,AA"}]}],"model":"kimi-k2.6"}),
+            &config(),
+        )
+        .unwrap();
+        assert_eq!(p.card.id, "kimi-k2.6");
+        assert_eq!(
+            p.body["messages"][0]["content"][0],
+            json!({"type":"image_url","image_url":{"url":"data:image/png;base64,AA"}})
+        );
+    }
+
+    #[test]
+    fn a_system_message_carrying_tools_passes_through_on_kimi_k3_only() {
+        let tools = json!([{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{}}}}]);
+        let args = |model: &str| json!({"model": model, "messages":[{"role":"system","tools": tools}, {"role":"user","content":"hi"}]});
+        let p = prepare(&args("kimi-k3"), &config()).unwrap();
+        assert_eq!(
+            p.body["messages"][0],
+            json!({"role":"system","tools": tools})
+        );
+        let err = prepare(&args("kimi-k2.6"), &config()).unwrap_err();
+        assert_eq!(
+            err.message,
+            "message 0: model 'kimi-k2.6' does not take tools in a system message; declare them in 'tools'"
+        );
+    }
+
+    #[test]
+    fn documented_fields_reach_the_body() {
+        let p = prepare(
+            &json!({"messages":"hi","model":"kimi-k3","prediction":{"type":"content","content":"hello"},"safety_identifier":"user-1"}),
+            &config(),
+        )
+        .unwrap();
+        assert_eq!(
+            p.body["prediction"],
+            json!({"type":"content","content":"hello"})
+        );
+        assert_eq!(p.body["safety_identifier"], json!("user-1"));
+        let err = prepare(
+            &json!({"messages":"hi","model":"kimi-k3","logprobs":true}),
+            &config(),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidRequest);
     }
 
     #[test]

@@ -65,8 +65,10 @@ static_assert(offsetof(MoonshotApi, cancel) < offsetof(MoonshotApi, wait), "orde
 static_assert(offsetof(MoonshotApi, wait) < offsetof(MoonshotApi, request_result), "order");
 static_assert(offsetof(MoonshotApi, request_result) < offsetof(MoonshotApi, release), "order");
 static_assert(offsetof(MoonshotApi, release) < offsetof(MoonshotApi, free_string), "order");
-static_assert(offsetof(MoonshotApi, free_string) + sizeof(void (*)(char *)) == sizeof(MoonshotApi),
-              "free_string is the last field of ABI 1.0");
+static_assert(offsetof(MoonshotApi, free_string) < offsetof(MoonshotApi, live_models), "order");
+static_assert(offsetof(MoonshotApi, live_models) < offsetof(MoonshotApi, balance), "order");
+static_assert(offsetof(MoonshotApi, balance) + sizeof(void (*)()) == sizeof(MoonshotApi),
+              "balance is the last field of ABI 1.1");
 static_assert(offsetof(MoonshotCallbacks, on_chunk) < offsetof(MoonshotCallbacks, on_done), "order");
 static_assert(sizeof(MoonshotCallbacks) == sizeof(size_t) + 2 * sizeof(void (*)()),
               "MoonshotCallbacks is struct_size and two function pointers");
@@ -106,6 +108,11 @@ static_assert(std::is_same<decltype(MoonshotApi::release), void (*)(MoonshotRequ
               "release");
 static_assert(std::is_same<decltype(MoonshotApi::free_string), void (*)(char *)>::value,
               "free_string");
+static_assert(std::is_same<decltype(MoonshotApi::live_models),
+                           MoonshotStatus (*)(const MoonshotInstance *, char **, char **)>::value,
+              "live_models");
+static_assert(std::is_same<decltype(MoonshotApi::balance), decltype(MoonshotApi::live_models)>::value,
+              "balance");
 static_assert(std::is_same<decltype(MoonshotCallbacks::on_chunk),
                            MoonshotFlow (*)(void *, const char *, size_t)>::value,
               "on_chunk");

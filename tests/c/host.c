@@ -14,6 +14,8 @@
  *   models <count of "puterId">
  *   list contains kimi-k2.6: yes|no
  *   costs <count of "usageType">
+ *   live-drift <true|false>      (ABI 1.1 live_models: the "drift" flag)
+ *   balance <available_balance_ucents>  (ABI 1.1 balance)
  *   chunk <part json>            (the streaming completion, in order)
  *   done <status> <result json>  (its on_done)
  *   result <status> <result json>  (the callback-less completion)
@@ -264,7 +266,8 @@ static const MoonshotApi *load_api(const char *path) {
         api->destroy == NULL || api->models == NULL || api->list == NULL ||
         api->default_model == NULL || api->reported_costs == NULL || api->complete == NULL ||
         api->cancel == NULL || api->wait == NULL || api->request_result == NULL ||
-        api->release == NULL || api->free_string == NULL) {
+        api->release == NULL || api->free_string == NULL || api->live_models == NULL ||
+        api->balance == NULL) {
         fail("the table has a NULL entry");
     }
     printf("abi %" PRIu32 ".%" PRIu32 " %s %s\n", api->abi_major, api->abi_minor,
@@ -281,6 +284,22 @@ static char *query(const MoonshotApi *api,
     if (st != MOONSHOT_OK || out == NULL) {
         api->free_string(out);
         fail("%s returned %d (out %s)", what, (int)st, out ? "set" : "NULL");
+    }
+    return out;
+}
+
+/* Calls one of the two blocking live queries (ABI 1.1); returns the string
+ * (caller frees). */
+static char *ask(const MoonshotApi *api,
+                 MoonshotStatus (*fn)(const MoonshotInstance *, char **, char **),
+                 const MoonshotInstance *inst, const char *what) {
+    char *out = NULL, *err = NULL;
+    MoonshotStatus st = fn(inst, &out, &err);
+    if (st != MOONSHOT_OK || out == NULL || err != NULL) {
+        fprintf(stderr, "%s: %s\n", what, err ? err : "(no error JSON)");
+        api->free_string(out);
+        api->free_string(err);
+        fail("%s returned %d", what, (int)st);
     }
     return out;
 }
@@ -346,6 +365,21 @@ static void run_queries(const MoonshotApi *api, const MoonshotInstance *inst) {
 
     s = query(api, api->reported_costs, inst, "reported_costs");
     printf("costs %zu\n", count_occurrences(s, "\"usageType\""));
+    api->free_string(s);
+
+    /* ABI 1.1: present because struct_size covers this host's whole table. */
+    s = ask(api, api->live_models, inst, "live_models");
+    printf("live-drift %s\n", strstr(s, "\"drift\":false") ? "false" : "true");
+    api->free_string(s);
+
+    s = ask(api, api->balance, inst, "balance");
+    {
+        const char *at = strstr(s, "\"available_balance_ucents\":");
+        if (at == NULL) {
+            fail("balance has no available_balance_ucents: %s", s);
+        }
+        printf("balance %lld\n", strtoll(at + strlen("\"available_balance_ucents\":"), NULL, 10));
+    }
     api->free_string(s);
 }
 

@@ -149,6 +149,8 @@ fn c_host_drives_the_whole_table() {
                 "models",
                 "list",
                 "costs",
+                "live-drift",
+                "balance",
                 "chunk",
                 "done",
                 "result",
@@ -170,7 +172,7 @@ fn c_host_drives_the_whole_table() {
     // The table.
     let abi = one_line(&lines, "abi");
     check(
-        abi == format!("1.0 moonshot {}", env!("CARGO_PKG_VERSION")),
+        abi == format!("1.1 moonshot {}", env!("CARGO_PKG_VERSION")),
         &format!("abi line {abi:?}"),
     );
 
@@ -206,6 +208,16 @@ fn c_host_drives_the_whole_table() {
     check(
         costs >= 3 * models,
         &format!("reported_costs has {costs} rows for {models} models"),
+    );
+
+    // ABI 1.1: the live list agrees with the catalog; the balance in microcents.
+    check(
+        one_line(&lines, "live-drift") == "false",
+        "live_models reports drift",
+    );
+    check(
+        one_line(&lines, "balance") == "4958894000",
+        "balance is not the simulator's 49.58894 USD in microcents",
     );
 
     // The stream: reasoning parts, then text parts, then one usage part.

@@ -19,6 +19,11 @@ fn ids(models: &str) -> Vec<String> {
 fn models_follow_the_calendar() {
     let sim = Simulator::start().unwrap();
     let on = |day: &str| ids(&instance(&sim, json!({"today": day})).models());
+    // Release dates: kimi-k2.6 from 2026-04-21, kimi-k3 from 2026-07-16.
+    assert!(!on("2026-04-20").contains(&"kimi-k2.6".to_string()));
+    assert!(on("2026-04-21").contains(&"kimi-k2.6".to_string()));
+    assert!(!on("2026-07-15").contains(&"kimi-k3".to_string()));
+    assert!(on("2026-07-16").contains(&"kimi-k3".to_string()));
     let before_k2 = on("2026-05-24");
     assert!(before_k2.contains(&"kimi-k2-thinking".to_string()));
     assert!(!before_k2.contains(&"kimi-k2.7-code".to_string()));
@@ -50,7 +55,7 @@ fn models_are_puters_ichatmodel() {
     );
     assert_eq!(
         k26["modalities"],
-        json!({"input":["text"],"output":["text"]})
+        json!({"input":["text","image","video"],"output":["text"]})
     );
     assert_eq!(k26["costs_currency"], "usd-cents");
     assert_eq!(k26["input_cost_key"], "prompt_tokens");

@@ -120,18 +120,29 @@ fn a_fetched_file_of_the_wrong_type_is_a_clear_error() {
 }
 
 #[test]
-fn media_to_a_text_only_model_is_refused_before_sending() {
+fn media_to_a_model_without_that_input_is_refused_before_sending() {
     let sim = Simulator::start().unwrap();
     let inst = instance(&sim, json!({}));
     let Err((status, error)) =
-        inst.complete(&json!({"model":"kimi-k2.6","messages":[{"content":[{"image_url":"data:image/png;base64,AA"}]}]}).to_string(), None)
+        inst.complete(&json!({"model":"kimi-k2.7-code","messages":[{"content":[{"video_url":"data:video/mp4;base64,AA"}]}]}).to_string(), None)
     else {
         panic!("accepted")
     };
     assert_eq!(status, abi::MOONSHOT_ERR_INVALID_REQUEST);
     assert!(
-        error.contains("model 'kimi-k2.6' does not accept image input"),
+        error.contains("model 'kimi-k2.7-code' does not accept video input"),
         "{error}"
+    );
+    assert!(sim.chat_bodies().is_empty());
+    // kimi-k2.6 reads images (Moonshot's kimi-k2.6 pricing page and chat reference).
+    let out = run(
+        &inst,
+        &json!({"model":"kimi-k2.6","messages":[{"content":[{"text":"What is this?"},{"image_url":"data:image/png;base64,AA"}]}]}),
+    );
+    assert_eq!(out.status, abi::MOONSHOT_OK, "{}", out.result);
+    assert_eq!(
+        sim.chat_bodies()[0]["messages"][0]["content"][1],
+        json!({"type":"image_url","image_url":{"url":"data:image/png;base64,AA"}})
     );
 }
 

@@ -48,6 +48,16 @@ pub struct MoonshotApi {
         unsafe extern "C" fn(*const MoonshotRequest, *mut *mut c_char) -> MoonshotStatus,
     pub release: unsafe extern "C" fn(*mut MoonshotRequest),
     pub free_string: unsafe extern "C" fn(*mut c_char),
+    pub live_models: unsafe extern "C" fn(
+        *const MoonshotInstance,
+        *mut *mut c_char,
+        *mut *mut c_char,
+    ) -> MoonshotStatus,
+    pub balance: unsafe extern "C" fn(
+        *const MoonshotInstance,
+        *mut *mut c_char,
+        *mut *mut c_char,
+    ) -> MoonshotStatus,
 }
 
 #[repr(C)]

@@ -28,7 +28,7 @@ pub const MOONSHOT_ABI_MAJOR: u32 = 1;
 
 /// The ABI minor version this header describes. A plugin with a higher minor
 /// serves every older host of the same major.
-pub const MOONSHOT_ABI_MINOR: u32 = 0;
+pub const MOONSHOT_ABI_MINOR: u32 = 1;
 
 /// Result of every call. 0 is success, 1 is "not finished yet", every other
 /// value is an error whose details come as JSON
@@ -268,6 +268,44 @@ pub struct MoonshotApi {
 
     /// Frees a string the plugin returned. NULL is ignored. Any thread.
     pub free_string: unsafe extern "C" fn(s: *mut c_char),
+
+    /// (ABI 1.1; present when `struct_size` covers it.) The live model list:
+    /// asks Moonshot's `GET /models` with the instance's key and compares it
+    /// with the catalog on the instance's today. On `MOONSHOT_OK` stores
+    /// `{"models":[{"id","verdict","upstream","catalog"}],"drift":bool}` in
+    /// `*out_json`, where `verdict` is `"served_and_known"`,
+    /// `"served_but_unknown"` (not in the catalog), `"served_but_not_expected"`
+    /// (the catalog holds it retired or not yet released) or
+    /// `"known_but_absent"` (served per the catalog, not listed upstream);
+    /// `upstream` is Moonshot's item as given, `catalog` the catalog's view.
+    ///
+    /// Blocking: one HTTP request on the calling thread, no retry, bounded by
+    /// the instance's `timeouts.total`. Any thread but a pool thread (not from
+    /// inside a callback), concurrently with anything but `destroy`. On error
+    /// (`MOONSHOT_ERR_UPSTREAM` for a refused key, `MOONSHOT_ERR_TRANSPORT`,
+    /// `MOONSHOT_ERR_TIMEOUT`, `MOONSHOT_ERR_PROTOCOL`, ...) stores NULL in
+    /// `*out_json` and the error JSON in `*out_error` when `out_error` is not
+    /// NULL. Free both strings with `free_string`.
+    pub live_models: unsafe extern "C" fn(
+        instance: *const MoonshotInstance,
+        out_json: *mut *mut c_char,
+        out_error: *mut *mut c_char,
+    ) -> MoonshotStatus,
+
+    /// (ABI 1.1; present when `struct_size` covers it.) The account balance:
+    /// asks Moonshot's `GET /users/me/balance` with the instance's key. On
+    /// `MOONSHOT_OK` stores `{"currency","available_balance",
+    /// "available_balance_ucents","voucher_balance","voucher_balance_ucents",
+    /// "cash_balance","cash_balance_ucents"}` in `*out_json`: Moonshot's
+    /// figures as it sent them (in units of `currency`, "USD" on
+    /// api.moonshot.ai, "CNY" on api.moonshot.cn) and each as an integer of
+    /// microcents (1 unit = 100,000,000; may be negative). Blocking, thread,
+    /// errors and ownership as `live_models`.
+    pub balance: unsafe extern "C" fn(
+        instance: *const MoonshotInstance,
+        out_json: *mut *mut c_char,
+        out_error: *mut *mut c_char,
+    ) -> MoonshotStatus,
 }
 
 /// The plugin's entry, as a type: what `dlsym("moonshot_get_api")` yields.

@@ -5,6 +5,7 @@
 
 pub mod entry;
 mod handle;
+mod live;
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::mem::{offset_of, size_of};
@@ -53,6 +54,8 @@ static API: StaticApi = StaticApi(MoonshotApi {
     request_result,
     release,
     free_string,
+    live_models: live::live_models,
+    balance: live::balance,
 });
 
 pub(crate) fn table() -> *const MoonshotApi {

@@ -38,11 +38,12 @@ const MODELS: &[Model] = &[
         video: false,
         always_reasons: true,
     },
+    // Image and video in, as Moonshot's kimi-k2.6 pricing page says.
     Model {
         id: "kimi-k2.6",
         context_length: 262_144,
-        image: false,
-        video: false,
+        image: true,
+        video: true,
         always_reasons: false,
     },
 ];
@@ -304,6 +305,17 @@ pub(crate) fn models() -> Reply {
         status: 200,
         headers: Vec::new(),
         body: json!({"object": "list", "data": data}),
+    }
+}
+
+/// GET /v1/users/me/balance: MOONSHOT-API.md §7's shape, fixed figures.
+pub(crate) fn balance() -> Reply {
+    Reply::Json {
+        status: 200,
+        headers: Vec::new(),
+        body: json!({"code": 0, "data": {"available_balance": 49.58894,
+                     "voucher_balance": 46.58893, "cash_balance": 3.00001},
+                     "scode": "0x0", "status": true}),
     }
 }
 

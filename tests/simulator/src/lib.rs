@@ -63,6 +63,13 @@ impl Simulator {
         self.shared.push(reply);
     }
 
+    /// From now on every route answers 401 `invalid_authentication_error`
+    /// unless the request carries `Authorization: Bearer <key>`; `None`
+    /// accepts any key again (the default).
+    pub fn require_key(&self, key: Option<&str>) {
+        *self.shared.required_key.lock() = key.map(str::to_string);
+    }
+
     /// Every request received so far, in arrival order (all paths).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests()

@@ -137,6 +137,16 @@ fn chat(request: &RecordedRequest, shared: &Shared) -> Reply {
 /// default behaviour.
 fn route(request: &RecordedRequest, shared: &Shared) -> Reply {
     let path = request.route();
+    if let Some(key) = shared.required_key.lock().as_deref() {
+        let bearer = format!("Bearer {key}");
+        if request.header("authorization") != Some(bearer.as_str()) {
+            return Reply::error(
+                401,
+                "invalid_authentication_error",
+                "Invalid Authentication",
+            );
+        }
+    }
     match (request.method.as_str(), path) {
         ("POST", "/v1/chat/completions") => match request.json().map(|body| rules::check(&body)) {
             // A body breaking Moonshot's rules gets its 400 and leaves the script alone.
@@ -144,6 +154,7 @@ fn route(request: &RecordedRequest, shared: &Shared) -> Reply {
             _ => chat(request, shared),
         },
         ("GET", "/v1/models") => kimi::models(),
+        ("GET", "/v1/users/me/balance") => kimi::balance(),
         ("POST", "/v1/tokenizers/estimate-token-count") => shared.kimi.estimate(&request.body),
         (method, _) => Reply::error(
             404,

@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     connections: Mutex<Connections>,
     /// State of the default behaviour.
     pub(crate) kimi: Kimi,
+    /// When set, every route answers 401 unless `Authorization: Bearer <key>`.
+    pub(crate) required_key: Mutex<Option<String>>,
 }
 
 impl Shared {

@@ -197,6 +197,32 @@ fn models_estimate_and_unknown_paths() {
 }
 
 #[test]
+fn balance_and_the_key_check() {
+    let sim = Simulator::start().unwrap();
+    let res = request(sim.addr(), "GET", "/v1/users/me/balance", b"");
+    assert_eq!(res.status, 200);
+    assert_eq!(
+        res.json(),
+        json!({"code": 0, "data": {"available_balance": 49.58894,
+               "voucher_balance": 46.58893, "cash_balance": 3.00001},
+               "scode": "0x0", "status": true})
+    );
+    sim.require_key(Some("sk-right"));
+    let res = request(sim.addr(), "GET", "/v1/models", b"");
+    assert_eq!(res.status, 401);
+    assert_eq!(res.json()["error"]["type"], "invalid_authentication_error");
+    let raw = build(
+        "GET",
+        "/v1/models",
+        &[("Authorization", "Bearer sk-right")],
+        b"",
+    );
+    assert_eq!(parse(&exchange(sim.addr(), &raw)).status, 200);
+    sim.require_key(None);
+    assert_eq!(request(sim.addr(), "GET", "/v1/models", b"").status, 200);
+}
+
+#[test]
 fn oversized_requests_get_413_and_431() {
     let sim = Simulator::start().unwrap();
     let head = b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 999999999999\r\n\r\n";

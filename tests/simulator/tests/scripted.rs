@@ -235,8 +235,13 @@ fn shutdown_interrupts_stalls_and_joins_promptly() {
     // An idle connection that never sends a request.
     let mut idle = TcpStream::connect(addr).unwrap();
     idle.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    // Each client says when the first bytes of its answer arrived: a request
+    // is recorded before its answer is written, so waiting for the record
+    // alone could shut down before the headers went out.
+    let (answered, first_bytes) = std::sync::mpsc::channel();
     let stalled: Vec<_> = (0..2)
         .map(|n| {
+            let answered = answered.clone();
             thread::spawn(move || {
                 let mut s = TcpStream::connect(addr).unwrap();
                 s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
@@ -248,12 +253,25 @@ fn shutdown_interrupts_stalls_and_joins_promptly() {
                 ))
                 .unwrap();
                 let mut out = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !out.starts_with(b"HTTP/1.1 ") {
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => out.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = answered.send(());
                 let _ = s.read_to_end(&mut out);
                 out
             })
         })
         .collect();
     assert!(sim.wait_for_requests(2, READ_TIMEOUT));
+    for _ in 0..2 {
+        first_bytes
+            .recv_timeout(READ_TIMEOUT)
+            .expect("each stalled client got the start of its answer");
+    }
 
     let started = Instant::now();
     sim.shutdown();
