@@ -94,6 +94,15 @@ export interface SystemMessage {
     name?: string;
 }
 
+/** kimi-k3's dynamic tools: a system message declaring tools, content
+ * optional (other models refuse it before anything is sent). */
+export interface SystemToolsMessage {
+    role: 'system';
+    tools: MoonshotTool[];
+    content?: string;
+    name?: string;
+}
+
 /** A message without a role is a user message (puter.js sends a string
  * prompt as `[{content}]`). */
 export interface UserMessage {
@@ -123,7 +132,7 @@ export interface ToolMessage {
     name?: string;
 }
 
-export type MoonshotMessage = SystemMessage | UserMessage | AssistantMessage | ToolMessage;
+export type MoonshotMessage = SystemMessage | SystemToolsMessage | UserMessage | AssistantMessage | ToolMessage;
 
 /** A JSON Schema object (Moonshot's subset; a top-level `$schema` is dropped). */
 export type JsonSchema = { [keyword: string]: unknown };
@@ -202,6 +211,14 @@ export interface MoonshotChatOptions {
     prompt_cache_key?: string;
     safety_identifier?: string;
     response_format?: ResponseFormat;
+    /** Forwarded; kimi-k3 takes only `false` (`true` is refused). */
+    logprobs?: boolean;
+    /** 0 to 20; needs `logprobs: true`. */
+    top_logprobs?: number;
+    /** Predicted output (kimi-k3 accepts it). */
+    prediction?: { type: 'content'; content: string | Array<{ type?: 'text'; text: string }> };
+    /** Token id to bias, -100 to 100; refused on kimi-k3. */
+    logit_bias?: { [tokenId: string]: number };
 }
 
 /** The JSON a host passes to `complete`: Puter's ICompleteArguments. */

@@ -231,7 +231,9 @@ const fn v1_price(input: u64, output: u64) -> Price {
     }
 }
 
-/// What every Moonshot V1 row shares.
+/// What every Moonshot V1 row shares. Prices: the seed's rows, which match
+/// Moonshot's published tables (MOONSHOT-API.md §1); retired 2026-08-31, so
+/// not re-checked against today's pages.
 const V1: ModelCard = ModelCard {
     default_max_tokens: 1_024,
     json_mode: false,
@@ -242,7 +244,8 @@ const V1: ModelCard = ModelCard {
     ..BASE
 };
 
-/// What every retired Kimi K2 row shares.
+/// What every retired Kimi K2 row shares. Prices: the seed's rows (Moonshot's
+/// published tables per MOONSHOT-API.md §1); retired 2026-05-25.
 const K2: ModelCard = ModelCard {
     partial_mode: false,
     retired_on: K2_RETIRED,

@@ -192,10 +192,17 @@ const checks = [
             const noModel = await refusal(chat('Hi', { provider: 'openai' }));
             assert.equal(noModel.error.status, 400);
             assert.match(noModel.error.message, /openai/);
-            const image = await refusal(chat('What is this?', PNG, { model: 'kimi-k2.6' }));
-            assert.equal(image.error.status, 400);
-            assert.match(image.error.message, /image/);
-            return { unknown, noModel, image };
+            // Tools declared in a system message are kimi-k3's alone.
+            const systemTools = /** @type {MoonshotMessage[]} */ (
+                /** @type {unknown} */ ([
+                    { role: 'system', tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: {} } } }] },
+                    { role: 'user', content: 'Hi' },
+                ])
+            );
+            const tools = await refusal(chat(systemTools, { model: 'kimi-k2.6' }));
+            assert.equal(tools.error.status, 400);
+            assert.match(tools.error.message, /tools in a system message/);
+            return { unknown, noModel, tools };
         },
     },
     {

@@ -85,6 +85,23 @@ pub(crate) fn check(body: &Value) -> Result<(), Reply> {
         }
     }
 
+    // Recorded answers of the real kimi-k3 (tests/recordings/kimi-probes).
+    if model == "kimi-k3" {
+        if body["logprobs"] == true {
+            return Err(invalid(
+                "invalid logprobs: only false is allowed for this model",
+            ));
+        }
+        if body.get("logit_bias").is_some() {
+            return Err(invalid("Invalid request: logit_bias is not supported yet"));
+        }
+    }
+    if body.get("top_logprobs").is_some() && body["logprobs"] != true {
+        return Err(invalid(
+            "Invalid request: logprobs must be set to true if top_logprobs is used",
+        ));
+    }
+
     let pinned = match model {
         "kimi-k2.6" | "kimi-k2.5" => Some(if on { 1.0 } else { 0.6 }),
         "kimi-k3" | "kimi-k2.7-code" | "kimi-k2.7-code-highspeed" => Some(1.0),
@@ -223,5 +240,28 @@ mod tests {
         );
         assert!(message(json!({"model":"kimi-k2.6","tools":[{"type":"function","function":{"name":"get","parameters":{"type":"object","properties":{"x":{}}}}}],"messages":[]}))
             .contains("At path 'properties.x'"));
+    }
+
+    #[test]
+    fn kimi_k3_refuses_logprobs_and_logit_bias_as_recorded() {
+        for (extra, words) in [
+            (json!({"logprobs": true}), "only false is allowed"),
+            (
+                json!({"logit_bias": {"1734": 5}}),
+                "logit_bias is not supported yet",
+            ),
+            (json!({"top_logprobs": 3}), "logprobs must be set to true"),
+        ] {
+            let mut body = json!({"model": "kimi-k3", "messages": []});
+            for (k, v) in extra.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            assert!(message(body).contains(words), "{extra}");
+        }
+        assert!(check(&json!({"model": "kimi-k3", "logprobs": false, "messages": []})).is_ok());
+        assert!(check(
+            &json!({"model": "kimi-k2.6", "logprobs": true, "logit_bias": {"1": 1}, "messages": []})
+        )
+        .is_ok());
     }
 }
