@@ -1,9 +1,11 @@
 //! The C path is memory-clean (issue 5, item 10): tests/c/host.c, the C host
 //! of c_host.rs, runs under valgrind's memcheck against the simulator,
 //! through every entry of the table, a cancelled stream and a destroy with
-//! two streams in flight, and must end with no memory error and no definite
-//! or indirect leak. (What stays reachable at exit is the library itself,
-//! never dlclose'd as the header asks, and its statics.)
+//! two streams in flight, and must end with no memory error and no definite,
+//! indirect or possible leak. The only suppressions are in
+//! tests/c/valgrind.supp, each with its reason. (What stays reachable at exit
+//! is the library itself, never dlclose'd as the header asks, and its
+//! statics.)
 //!
 //! valgrind, gcc are required: when missing the test fails (CI installs
 //! them, see .ci/run); nothing is skipped.
@@ -12,7 +14,7 @@ use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
 use moonshot_simulator::Simulator;
-use moonshot_tests::c_host::{build_host, run_with_timeout, script, tool, ScratchDir};
+use moonshot_tests::c_host::{build_host, c_source, run_with_timeout, script, tool, ScratchDir};
 use moonshot_tests::plugin::plugin_path;
 
 /// valgrind runs the plugin some 20-50 times slower than natively.
@@ -41,6 +43,7 @@ fn the_c_host_is_memory_clean_under_valgrind() {
     // Debug info for valgrind's reports.
     let exe = build_host(&dir.0, &["-g", "-O0"]);
     let plugin = plugin_path();
+    let suppressions = c_source("valgrind.supp");
     let sim = Simulator::start().unwrap();
     script(&sim);
     let base_url = sim.base_url();
@@ -51,8 +54,9 @@ fn the_c_host_is_memory_clean_under_valgrind() {
         &[
             "--tool=memcheck".as_ref(),
             "--leak-check=full".as_ref(),
-            "--show-leak-kinds=definite,indirect".as_ref(),
-            "--errors-for-leak-kinds=definite,indirect".as_ref(),
+            "--show-leak-kinds=definite,indirect,possible".as_ref(),
+            "--errors-for-leak-kinds=definite,indirect,possible".as_ref(),
+            format!("--suppressions={}", suppressions.display()).as_ref(),
             format!("--error-exitcode={VALGRIND_FOUND_ERRORS}").as_ref(),
             "--num-callers=30".as_ref(),
             exe.as_os_str(),
@@ -92,5 +96,6 @@ fn the_c_host_is_memory_clean_under_valgrind() {
     if stderr.contains("LEAK SUMMARY") {
         assert_eq!(leaked(&stderr, "definitely lost"), Some(0), "{context}");
         assert_eq!(leaked(&stderr, "indirectly lost"), Some(0), "{context}");
+        assert_eq!(leaked(&stderr, "possibly lost"), Some(0), "{context}");
     }
 }
