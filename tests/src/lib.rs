@@ -1,5 +1,6 @@
 //! Shared helpers of the integration tests: the header generator, locating
-//! and loading the built plugin, and small ABI conveniences.
+//! and loading the built plugin, small ABI conveniences, and the JSON
+//! Schemas every emitted JSON is validated against.
 
 pub mod bench;
 pub mod c_host;
@@ -7,3 +8,4 @@ pub mod fuzz_checks;
 pub mod harness;
 pub mod header;
 pub mod plugin;
+pub mod schemas;
