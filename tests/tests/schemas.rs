@@ -7,9 +7,11 @@
 //!   errors of create/complete conform (the harness checks every part,
 //!   result and error of the end-to-end tests);
 //! - every error code the plugin's source can produce is in the schema's
-//!   vocabulary and in the header, and nothing else is.
+//!   vocabulary and in the header, and nothing else is;
+//! - each d.ts interface has exactly its schema's properties, optional
+//!   exactly where the schema does not require them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use moonshot_tests::harness::{plugin, TEST_KEY};
@@ -263,5 +265,232 @@ fn every_local_error_code_is_documented_in_the_schema_and_the_header() {
     assert!(
         missing.is_empty(),
         "codes the header does not name (write them in plugin/abi/src/lib.rs, then `make header`): {missing:?}"
+    );
+}
+
+// ------------------------------------------------------------ d.ts agreement
+
+/// One property of a TypeScript object type: optional, and its type text.
+type Members = BTreeMap<String, (bool, String)>;
+
+fn dts() -> String {
+    let text = std::fs::read_to_string(workspace_root().join("include/moonshot.d.ts"))
+        .expect("include/moonshot.d.ts");
+    strip_comments(&text)
+}
+
+fn strip_comments(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("/*") {
+        out.push_str(&rest[..at]);
+        rest = rest[at..]
+            .find("*/")
+            .map_or("", |end| &rest[at + end + 2..]);
+    }
+    out.push_str(rest);
+    out.lines()
+        .map(|l| l.split_once("//").map_or(l, |(code, _)| code))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The text between the brace at `open` and its match.
+fn braced(text: &str, open: usize) -> &str {
+    let mut depth = 0;
+    for (i, c) in text[open..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return &text[open + 1..open + i];
+                }
+            }
+            _ => {}
+        }
+    }
+    panic!("unbalanced braces in include/moonshot.d.ts")
+}
+
+/// The members of an object type's body (between its braces).
+fn members(body: &str) -> Members {
+    let mut out = Members::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    let mut pieces = Vec::new();
+    for (i, c) in body.char_indices() {
+        match c {
+            '{' | '<' | '(' | '[' => depth += 1,
+            '}' | '>' | ')' | ']' => depth -= 1,
+            ';' if depth == 0 => {
+                pieces.push(&body[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    pieces.push(&body[start..]);
+    for piece in pieces.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+        let (name, ty) = piece
+            .split_once(':')
+            .unwrap_or_else(|| panic!("cannot read d.ts member `{piece}`"));
+        let name = name.trim();
+        let optional = name.ends_with('?');
+        let name = name.trim_end_matches('?').trim().to_string();
+        out.insert(name, (optional, ty.trim().to_string()));
+    }
+    out
+}
+
+/// An interface's members, its `extends` parent's included.
+fn interface(dts: &str, name: &str) -> Members {
+    let head = format!("export interface {name} ");
+    let at = dts
+        .find(&head)
+        .unwrap_or_else(|| panic!("include/moonshot.d.ts has no interface {name}"));
+    let open = at + dts[at..].find('{').expect("interface body");
+    let mut out = members(braced(dts, open));
+    let declared = dts[at + head.len()..open].trim();
+    if let Some(parent) = declared.strip_prefix("extends ") {
+        out.extend(interface(dts, parent.trim()));
+    }
+    out
+}
+
+/// Compares a d.ts object type with a schema object, recursing into inline
+/// object types; `skip` names d.ts-only members, or with a leading `?`
+/// members whose optionality differs (with the reason beside).
+fn agree(what: &str, ts: &Members, schema: &Value, skip: &[&str], problems: &mut Vec<String>) {
+    let properties = schema["properties"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let required: BTreeSet<&str> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for name in properties.keys() {
+        if !ts.contains_key(name) {
+            problems.push(format!(
+                "{what}: the schema has '{name}', the d.ts does not"
+            ));
+        }
+    }
+    for (name, (optional, ty)) in ts {
+        if skip.contains(&name.as_str()) {
+            continue;
+        }
+        let Some(property) = properties.get(name) else {
+            problems.push(format!(
+                "{what}: the d.ts has '{name}', the schema does not"
+            ));
+            continue;
+        };
+        let optionality_differs = skip.contains(&format!("?{name}").as_str());
+        if *optional == required.contains(name.as_str()) && !optionality_differs {
+            problems.push(format!(
+                "{what}.{name}: optional in the d.ts: {optional}; required by the schema: {}",
+                required.contains(name.as_str())
+            ));
+        }
+        if ty.starts_with('{') && property.get("properties").is_some() {
+            let open = 0;
+            agree(
+                &format!("{what}.{name}"),
+                &members(braced(ty, open)),
+                property,
+                &[],
+                problems,
+            );
+        }
+    }
+}
+
+/// A schema, or one of its `$defs`.
+fn def(doc: Doc, name: Option<&str>) -> Value {
+    let value = schema(doc);
+    match name {
+        None => value,
+        Some(name) => value["$defs"][name].clone(),
+    }
+}
+
+#[test]
+fn the_dts_interfaces_have_exactly_the_schemas_properties() {
+    let dts = dts();
+    let pairs: [(&str, Doc, Option<&str>, &[&str]); 10] = [
+        ("MoonshotConfig", Doc::Config, None, &[]),
+        // messages: TypeScript requires it; the schema also takes `prompt` instead.
+        (
+            "MoonshotCompleteArguments",
+            Doc::Request,
+            None,
+            &["?messages"],
+        ),
+        ("MoonshotUsage", Doc::Usage, None, &[]),
+        ("MoonshotCost", Doc::Usage, Some("cost"), &[]),
+        ("MoonshotCostLine", Doc::Usage, Some("costLine"), &[]),
+        // via_ai_chat_service: added by `host-demo serve`, as Puter's driver adds it.
+        (
+            "MoonshotChatResult",
+            Doc::Result,
+            None,
+            &["via_ai_chat_service"],
+        ),
+        ("MoonshotResultMessage", Doc::Result, Some("message"), &[]),
+        ("ResultToolCall", Doc::Result, Some("toolCall"), &[]),
+        ("MoonshotErrorDetails", Doc::Error, None, &[]),
+        ("MoonshotModel", Doc::Models, Some("model"), &[]),
+    ];
+    let mut problems = Vec::new();
+    for (name, doc, sub, skip) in pairs {
+        agree(
+            name,
+            &interface(&dts, name),
+            &def(doc, sub),
+            skip,
+            &mut problems,
+        );
+    }
+    // The stream parts: each member of the MoonshotStreamPart union.
+    let at = dts
+        .find("export type MoonshotStreamPart =")
+        .expect("MoonshotStreamPart");
+    let union = &dts[at..at + dts[at..].find(";\n").expect("end of the union")];
+    let parts = schema(Doc::StreamPart);
+    let mut seen = BTreeSet::new();
+    for (at, _) in union.match_indices("{ type: '") {
+        let ts = members(braced(union, at));
+        let kind = ts["type"].1.trim_matches('\'').to_string();
+        if kind == "error" {
+            continue; // host-demo serve's error line, not a plugin part
+        }
+        agree(
+            &format!("MoonshotStreamPart '{kind}'"),
+            &ts,
+            &parts["$defs"][&kind],
+            &[],
+            &mut problems,
+        );
+        seen.insert(kind);
+    }
+    let defined: BTreeSet<String> = parts["$defs"]
+        .as_object()
+        .expect("$defs")
+        .keys()
+        .cloned()
+        .collect();
+    if seen != defined {
+        problems.push(format!(
+            "MoonshotStreamPart has {seen:?}, the schema {defined:?}"
+        ));
+    }
+    assert!(
+        problems.is_empty(),
+        "include/moonshot.d.ts and include/schemas/ disagree:\n  {}",
+        problems.join("\n  ")
     );
 }
