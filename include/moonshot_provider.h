@@ -61,8 +61,9 @@ typedef struct MoonshotRequest MoonshotRequest;
  * - `retryable` (boolean): true when the same request sent again later may
  *   succeed: Moonshot's 429 (except `exceeded_current_quota_error`) and 5xx
  *   answers, and connection failures or connect timeouts before anything
- *   was received. The plugin has already retried those itself (config
- *   `retries`) before reporting one. false for everything else.
+ *   was received (the plugin has already retried those itself, config
+ *   `retries`, before reporting one); and `MOONSHOT_ERR_BUSY` (once another
+ *   request has ended). false for everything else.
  * - `request_id` (string or null): Moonshot's id for the failed exchange, from
  *   its `Msh-Request-Id` header, else `X-Msh-Trace-Id`, else `x-request-id`;
  *   quote it to Moonshot's support. null when nothing was sent (every
@@ -479,14 +480,15 @@ typedef const struct MoonshotApi *(*MoonshotGetApi)(uint32_t abi_major, uint32_t
 
 /**
  * Cancelled by `cancel`, by `release` of a running request, by a callback
- * returning `MOONSHOT_STOP`, or by `destroy`. Code: `cancelled`.
+ * returning `MOONSHOT_STOP`, or by `destroy` (also what `complete` returns
+ * while its instance is being destroyed). Code: `cancelled`.
  */
 #define MOONSHOT_ERR_CANCELLED 10
 
 /**
  * The instance's pool and queue are full (`max_concurrency` requests
  * running and `max_queue` waiting); nothing was started. Try again once a
- * request has ended. Code: `busy`.
+ * request has ended (`retryable` is true). Code: `busy`.
  */
 #define MOONSHOT_ERR_BUSY 11
 
