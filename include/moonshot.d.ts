@@ -305,7 +305,7 @@ export interface MoonshotChatResult {
     /** Only when n > 1 (not streamed). */
     choices?: Array<{ index: number; message: Record<string, unknown>; finish_reason: string | null }>;
     migrated_from?: string;
-    migration_reason?: string | null;
+    migration_reason?: string;
     /** What the plugin changed to satisfy the model's rules, in words. */
     adjustments?: string[];
     /** Set by `host-demo serve`, as Puter's driver sets it. */
