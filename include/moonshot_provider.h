@@ -8,6 +8,13 @@
  * MOONSHOT_ABI_MAJOR and MOONSHOT_ABI_MINOR, and use the returned table.
  * Strings are NUL-terminated UTF-8. Every `char **` the plugin fills is
  * owned by the caller and freed with the table's `free_string`.
+ *
+ * Where to read what: the error JSON and its codes at MoonshotStatus and
+ * each MOONSHOT_ERR_* status; stream parts at MoonshotCallbacks.on_chunk;
+ * the result and the bill at MoonshotCallbacks.on_done; what a callback may
+ * call at MoonshotCallbacks; out-parameters at MoonshotApi; every config
+ * field at MoonshotApi.create. The same JSON documents are JSON Schemas
+ * (draft 2020-12) in include/schemas/.
  */
 
 #ifndef MOONSHOT_PROVIDER_H
@@ -88,17 +95,18 @@ typedef int32_t MoonshotFlow;
  * The callbacks of one `complete` call. The plugin copies this struct during
  * `complete`; the struct itself need not outlive that call.
  *
- * Both callbacks run on a thread of the instance's pool (never the thread
- * that called `complete`), one call at a time per request, after
- * `complete` has stored the request's handle in `*out_request`. From inside
- * a callback a host may call every function of the table: `create`,
- * `destroy`, `models`, `list`, `default_model`, `reported_costs`,
- * `complete`, `cancel`, `request_result`, `release` (of any request, the
- * one being reported included) and `free_string`; all of them return
- * without waiting for any request. The one exception is `wait`: called on
- * a pool thread it would wait for work that thread itself must do, so it
- * returns `MOONSHOT_ERR_INVALID_ARGUMENT` at once. A callback should return
- * quickly: while it runs, its thread serves no other request.
+ * Both callbacks run on a thread of the instance's pool, never inside the
+ * `complete` call that started the request, one call at a time per
+ * request, and only after `complete` has stored the request's handle in
+ * `*out_request`. From inside a callback a host may call every function of
+ * the table: `create`, `destroy`, `models`, `list`, `default_model`,
+ * `reported_costs`, `complete`, `cancel`, `request_result`, `release` (of
+ * any request, the one being reported included) and `free_string`; none of
+ * them waits for the request being reported (`destroy` still waits for the
+ * instance's other requests, see there). The one exception is `wait`:
+ * called on a pool thread it could wait for work that thread itself must
+ * do, so it returns `MOONSHOT_ERR_INVALID_ARGUMENT` at once. A callback
+ * should return quickly: while it runs, its thread serves no other request.
  */
 typedef struct MoonshotCallbacks {
   /**
