@@ -244,8 +244,9 @@ typedef struct MoonshotApi {
   /**
    * Makes an instance from Puter's provider block as a UTF-8 JSON object
    * (include/schemas/config.schema.json). Only the key is required; every
-   * other field is optional, null means its default, unknown fields are
-   * ignored, and a wrong type or a value out of bounds is refused with
+   * other field is optional, null in a number or string field means its
+   * default, unknown fields are ignored, and a wrong type (a null object
+   * included) or a value out of bounds is refused with
    * `MOONSHOT_ERR_INVALID_ARGUMENT` naming the field (never its value):
    *
    * - `apiKey` (or `secret_key`, or `key`; the first non-blank one):

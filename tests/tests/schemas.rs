@@ -99,6 +99,8 @@ fn create_errors_conform_and_the_config_schema_agrees_on_refusals() {
         json!({"apiKey": "sk-x", "retired_models": "keep"}),
         json!({"apiKey": "sk-x", "today": "soon"}),
         json!({"apiKey": "sk-x", "timeouts": {"idle_ms": "fast"}}),
+        json!({"apiKey": "sk-x", "timeouts": null}),
+        json!({"apiKey": "sk-x", "retries": {"max": -1}}),
     ];
     for config in refused {
         let err = plugin()
@@ -122,10 +124,17 @@ fn create_errors_conform_and_the_config_schema_agrees_on_refusals() {
         "retired_models": "error", "web_search": {"fee_ucents": 0, "max_rounds": 0},
         "today": "2026-11-25", "unknown_field": {"x": 1}
     });
-    assert_valid(Doc::Config, &accepted);
-    plugin()
-        .create(&accepted.to_string())
-        .expect("the plugin accepts what the schema accepts");
+    let nulls = json!({
+        "apiKey": "sk-x", "base_url": null, "max_concurrency": null, "max_queue": null,
+        "max_request_bytes": null, "retired_models": null, "today": null,
+        "retries": {"max": null}, "web_search": {"fee_ucents": null}
+    });
+    for config in [accepted, nulls] {
+        assert_valid(Doc::Config, &config);
+        plugin().create(&config.to_string()).unwrap_or_else(|e| {
+            panic!("the plugin refuses {config}, which the schema accepts: {e}")
+        });
+    }
 }
 
 #[test]
