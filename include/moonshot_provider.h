@@ -87,7 +87,8 @@ typedef struct MoonshotRequest MoonshotRequest;
 typedef int32_t MoonshotStatus;
 
 /**
- * What a stream callback returns.
+ * What a stream callback returns. Any value other than `MOONSHOT_STOP`
+ * counts as `MOONSHOT_CONTINUE`.
  */
 typedef int32_t MoonshotFlow;
 
@@ -213,7 +214,8 @@ typedef struct MoonshotCallbacks {
  * may be NULL (the details are then dropped); it is set only when the
  * status is an error, and stays NULL on `MOONSHOT_OK`. Any other NULL
  * out-parameter makes the call return `MOONSHOT_ERR_INVALID_ARGUMENT`
- * and do nothing.
+ * (with the error JSON in `out_error` where there is one) and do nothing
+ * else.
  *
  * The JSON documents have schemas (JSON Schema draft 2020-12) in
  * include/schemas/: config, request, stream-part, result, usage, error,
@@ -513,7 +515,11 @@ typedef const struct MoonshotApi *(*MoonshotGetApi)(uint32_t abi_major, uint32_t
 #define MOONSHOT_CONTINUE 0
 
 /**
- * Cancel the request; `on_done` follows with `MOONSHOT_ERR_CANCELLED`.
+ * Cancel the request: no further `on_chunk` comes, and `on_done` follows
+ * with `MOONSHOT_ERR_CANCELLED` (and `partial`, the answer so far, once
+ * anything had come from Moonshot).
+ * Once a request has been cancelled (by any means), it delivers no more
+ * parts: only a part already being delivered at that moment completes.
  */
 #define MOONSHOT_STOP 1
 

@@ -121,11 +121,16 @@ pub const MOONSHOT_ERR_BUSY: MoonshotStatus = 11;
 /// Code: `internal_error`.
 pub const MOONSHOT_ERR_INTERNAL: MoonshotStatus = 12;
 
-/// What a stream callback returns.
+/// What a stream callback returns. Any value other than `MOONSHOT_STOP`
+/// counts as `MOONSHOT_CONTINUE`.
 pub type MoonshotFlow = i32;
 /// Go on streaming.
 pub const MOONSHOT_CONTINUE: MoonshotFlow = 0;
-/// Cancel the request; `on_done` follows with `MOONSHOT_ERR_CANCELLED`.
+/// Cancel the request: no further `on_chunk` comes, and `on_done` follows
+/// with `MOONSHOT_ERR_CANCELLED` (and `partial`, the answer so far, once
+/// anything had come from Moonshot).
+/// Once a request has been cancelled (by any means), it delivers no more
+/// parts: only a part already being delivered at that moment completes.
 pub const MOONSHOT_STOP: MoonshotFlow = 1;
 
 /// A provider instance: one configuration (API key, base URL, limits) and the
@@ -273,7 +278,8 @@ pub struct MoonshotCallbacks {
 /// may be NULL (the details are then dropped); it is set only when the
 /// status is an error, and stays NULL on `MOONSHOT_OK`. Any other NULL
 /// out-parameter makes the call return `MOONSHOT_ERR_INVALID_ARGUMENT`
-/// and do nothing.
+/// (with the error JSON in `out_error` where there is one) and do nothing
+/// else.
 ///
 /// The JSON documents have schemas (JSON Schema draft 2020-12) in
 /// include/schemas/: config, request, stream-part, result, usage, error,
