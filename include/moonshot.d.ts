@@ -8,7 +8,10 @@
 //   /** @import { MoonshotPuterChat } from './include/moonshot.js' */   (JSDoc)
 //
 // The C header (moonshot_provider.h) is the contract of the library; these
-// are the JSON shapes that cross it, written once for TypeScript.
+// are the JSON shapes that cross it, written once for TypeScript. The JSON
+// Schemas in include/schemas/ describe the same shapes field by field;
+// tests/tests/schemas.rs checks that each interface here has exactly its
+// schema's properties, optional exactly where the schema does not require.
 
 // ---------------------------------------------------------------- requests
 
@@ -196,6 +199,8 @@ export interface MoonshotChatOptions {
     /** Left out where the model pins it (the result's `adjustments` say so). */
     temperature?: number;
     top_p?: number;
+    presence_penalty?: number;
+    frequency_penalty?: number;
     /** Up to 5 where the model allows it. */
     n?: number;
     /** At most 5 strings of at most 32 bytes. */
@@ -225,6 +230,32 @@ export interface MoonshotChatOptions {
 export interface MoonshotCompleteArguments extends MoonshotChatOptions {
     /** A bare string is one user message. */
     messages: string | MoonshotMessage | Array<string | MoonshotMessage>;
+    /** Used only when `messages` is absent: one user message. */
+    prompt?: string;
+}
+
+/** The JSON a host passes to `create` (include/schemas/config.schema.json
+ * gives each field's unit, default and bounds). One of the three key
+ * fields is required. */
+export interface MoonshotConfig {
+    apiKey?: string;
+    secret_key?: string;
+    key?: string;
+    /** Default `https://api.moonshot.ai/v1`. */
+    base_url?: string;
+    baseURL?: string;
+    baseUrl?: string;
+    timeouts?: { connect_ms?: number; first_byte_ms?: number; idle_ms?: number; total_ms?: number };
+    retries?: { max?: number; base_delay_ms?: number; max_delay_ms?: number };
+    /** Requests running at once (1 to 1024, default 8). */
+    max_concurrency?: number;
+    /** Requests waiting for a thread (default 256); beyond it `complete` answers busy. */
+    max_queue?: number;
+    max_request_bytes?: number;
+    retired_models?: 'migrate' | 'error';
+    web_search?: { fee_ucents?: number; max_rounds?: number };
+    /** YYYY-MM-DD, for tests. */
+    today?: string;
 }
 
 // ----------------------------------------------------------------- results
@@ -248,12 +279,18 @@ export interface MoonshotUsage {
     web_search_calls: number;
     /** True when Moonshot reported no usage and the plugin estimated it. */
     estimated: boolean;
-    cost: {
-        model: string;
-        lines: MoonshotCostLine[];
-        total_ucents: number;
-        usd_cents: number;
-    };
+    cost: MoonshotCost;
+}
+
+/** The bill, at the prices of the model that served. */
+export interface MoonshotCost {
+    model: string;
+    /** input, cached and output tokens, then web-search calls when any. */
+    lines: MoonshotCostLine[];
+    /** The amount to bill, in integer microcents. */
+    total_ucents: number;
+    /** total_ucents / 10^6, for display. */
+    usd_cents: number;
 }
 
 /** A tool call in a result (arguments as Moonshot sent them). */
@@ -280,26 +317,31 @@ export interface MoonshotChatResult {
     usage: MoonshotUsage;
     /** The model that served (after migration, or moonshot-v1-auto's tier). */
     model: string;
-    request_id?: string;
+    /** Moonshot's Msh-Request-Id (else X-Msh-Trace-Id, else x-request-id). */
+    request_id?: string | null;
+    /** Only when n > 1 (not streamed). */
+    choices?: Array<{ index: number; message: Record<string, unknown>; finish_reason: string | null }>;
     migrated_from?: string;
-    migration_reason?: string | null;
+    migration_reason?: string;
     /** What the plugin changed to satisfy the model's rules, in words. */
     adjustments?: string[];
     /** Set by `host-demo serve`, as Puter's driver sets it. */
     via_ai_chat_service?: boolean;
 }
 
-/** Error details: what `on_done` gets on failure, what `host-demo serve`
- * answers under `error`, and the fields of a stream's error line. */
+/** Error details: what `on_done` gets on failure and what `create` and
+ * `complete` store in `out_error` (include/schemas/error.schema.json). */
 export interface MoonshotErrorDetails {
     /** Moonshot's `error.type` (e.g. `content_filter`) or the plugin's own
      * code (`unknown_model`, `stream_cut`, `timeout`, ...). */
     code: string;
     message: string;
     /** Moonshot's HTTP status, when it answered. */
-    http_status?: number | null;
-    retryable?: boolean;
-    request_id?: string | null;
+    http_status: number | null;
+    retryable: boolean;
+    request_id: string | null;
+    /** From `on_done` only, when something was received before the failure. */
+    partial?: MoonshotChatResult;
 }
 
 /** Stream parts, in Puter's NDJSON vocabulary, in order: reasoning, text,
@@ -310,7 +352,13 @@ export type MoonshotStreamPart =
     | { type: 'reasoning'; reasoning: string }
     | { type: 'tool_use'; id: string; name: string; input: unknown }
     | { type: 'usage'; usage: MoonshotUsage }
-    | ({ type: 'error' } & MoonshotErrorDetails);
+    | ({ type: 'error' } & ServeErrorDetails);
+
+/** What `host-demo serve` answers under `error` and on a stream's error
+ * line: the plugin's details without `partial`, or, for a failure of the
+ * host itself, only `code` and `message`. */
+export type ServeErrorDetails = Pick<MoonshotErrorDetails, 'code' | 'message'> &
+    Partial<Omit<MoonshotErrorDetails, 'code' | 'message' | 'partial'>>;
 
 /** An IChatModel, as `models()` and the models endpoint describe it. */
 export interface MoonshotModel {
@@ -328,13 +376,15 @@ export interface MoonshotModel {
     context: number;
     max_tokens: number;
     tool_call: boolean;
-    json_mode?: boolean;
-    partial_mode?: boolean;
-    reasoning?: boolean;
-    knowledge?: string | null;
-    released?: string | null;
-    retired_on?: string | null;
-    successor?: string | null;
+    json_mode: boolean;
+    partial_mode: boolean;
+    /** Thinks by default. */
+    reasoning: boolean;
+    knowledge: string;
+    /** YYYY-MM-DD */
+    released: string | null;
+    retired_on: string | null;
+    successor: string | null;
 }
 
 // ------------------------------------------------- host-demo serve (Puter)
@@ -359,7 +409,7 @@ export interface DriverSuccess<T> {
 /** A refusal, with the HTTP status it came with. */
 export interface DriverFailure {
     success: false;
-    error: MoonshotErrorDetails & { status: number };
+    error: ServeErrorDetails & { status: number };
 }
 
 export type DriverEnvelope<T> = DriverSuccess<T> | DriverFailure;

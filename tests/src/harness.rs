@@ -1,5 +1,7 @@
 //! End-to-end helpers: a plugin instance pointed at a simulator, and a way
 //! to run one request through the C ABI and collect everything it reported.
+//! Every part, result and error collected here is checked against
+//! include/schemas/ (a violation fails the test with its path).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -7,6 +9,8 @@ use std::time::Duration;
 use host_demo::plugin::{Event, Instance, Plugin};
 use moonshot_simulator::Simulator;
 use serde_json::{json, Value};
+
+use crate::schemas;
 
 /// The key every test instance uses; error sweeps look for it.
 pub const TEST_KEY: &str = "sk-test-9f8e7d6c5b4a-secret";
@@ -83,9 +87,14 @@ pub fn run_with(
     let mut parts = Vec::new();
     loop {
         match events.recv_timeout(timeout) {
-            Ok(Event::Part(p)) => parts.push(serde_json::from_str(&p).expect("parts are JSON")),
+            Ok(Event::Part(p)) => {
+                let part = serde_json::from_str(&p).expect("parts are JSON");
+                schemas::assert_part(&part);
+                parts.push(part)
+            }
             Ok(Event::Done(status, result)) => {
                 let result = serde_json::from_str(&result).expect("the result is JSON");
+                schemas::assert_final(status, &result);
                 assert_eq!(
                     handle.wait(Duration::from_secs(5)),
                     Some(status),

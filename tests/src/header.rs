@@ -32,6 +32,13 @@ const HEADER_DOC: &str = "/*
  * MOONSHOT_ABI_MAJOR and MOONSHOT_ABI_MINOR, and use the returned table.
  * Strings are NUL-terminated UTF-8. Every `char **` the plugin fills is
  * owned by the caller and freed with the table's `free_string`.
+ *
+ * Where to read what: the error JSON and its codes at MoonshotStatus and
+ * each MOONSHOT_ERR_* status; stream parts at MoonshotCallbacks.on_chunk;
+ * the result and the bill at MoonshotCallbacks.on_done; what a callback may
+ * call at MoonshotCallbacks; out-parameters at MoonshotApi; every config
+ * field at MoonshotApi.create. The same JSON documents are JSON Schemas
+ * (draft 2020-12) in include/schemas/.
  */";
 
 /// Renders the header text.

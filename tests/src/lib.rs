@@ -1,5 +1,6 @@
 //! Shared helpers of the integration tests: the header generator, locating
-//! and loading the built plugin, and small ABI conveniences.
+//! and loading the built plugin, small ABI conveniences, and the JSON
+//! Schemas every emitted JSON is validated against.
 
 pub mod bench;
 pub mod c_host;
@@ -8,3 +9,4 @@ pub mod harness;
 pub mod header;
 pub mod plugin;
 pub mod replay;
+pub mod schemas;

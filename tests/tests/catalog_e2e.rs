@@ -111,6 +111,7 @@ fn a_retired_id_migrates_or_errors_by_config() {
         panic!("accepted")
     };
     assert_eq!(status, abi::MOONSHOT_ERR_MODEL_RETIRED);
+    moonshot_tests::schemas::assert_error_text(&error);
     let error: Value = serde_json::from_str(&error).unwrap();
     assert_eq!(
         error["message"],

@@ -214,6 +214,7 @@ fn synchronous_refusals_start_nothing() {
             panic!("{request} was accepted")
         };
         assert_eq!(got, status, "{request}");
+        moonshot_tests::schemas::assert_error_text(&error);
         let error: Value = serde_json::from_str(&error).unwrap();
         assert!(
             error["message"].as_str().unwrap().contains(needle),

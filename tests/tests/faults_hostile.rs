@@ -40,6 +40,7 @@ fn refused(inst: *mut abi::MoonshotInstance, request: &[u8]) -> (i32, Value) {
         .unwrap()
         .to_owned();
     unsafe { (api.free_string)(error) };
+    moonshot_tests::schemas::assert_error_text(&text);
     (status, serde_json::from_str(&text).expect("error JSON"))
 }
 

@@ -15,6 +15,7 @@ use host_demo::plugin::Event;
 use moonshot_abi::{self as abi, MoonshotApi, MoonshotCallbacks, MoonshotRequest};
 use moonshot_simulator::{Reply, ReplySpec, Simulator};
 use moonshot_tests::harness::{instance, plugin, TEST_KEY};
+use moonshot_tests::schemas;
 use serde_json::{json, Value};
 
 /// The on_done of a request, read without waiting: destroy() has returned,
@@ -22,7 +23,9 @@ use serde_json::{json, Value};
 fn done_already(events: &mpsc::Receiver<Event>) -> (i32, Value) {
     for event in events.try_iter() {
         if let Event::Done(status, result) = event {
-            return (status, serde_json::from_str(&result).unwrap());
+            let result = serde_json::from_str(&result).unwrap();
+            schemas::assert_final(status, &result);
+            return (status, result);
         }
     }
     panic!("destroy() returned before this request's on_done");
@@ -50,6 +53,7 @@ fn beyond_threads_plus_queue_complete_refuses_at_once() {
     println!("busy refusal took {took:?}");
     assert!(took < Duration::from_millis(500), "{took:?}");
     assert_eq!(status, abi::MOONSHOT_ERR_BUSY);
+    schemas::assert_error_text(&error);
     let error: Value = serde_json::from_str(&error).unwrap();
     assert_eq!(error["code"], "busy");
     assert_eq!(error["retryable"], true);

@@ -33,42 +33,104 @@ pub const MOONSHOT_ABI_MINOR: u32 = 1;
 /// Result of every call. 0 is success, 1 is "not finished yet", every other
 /// value is an error whose details come as JSON
 /// `{"code","message","http_status","retryable","request_id"}` where the call
-/// has an `out_error` parameter or an `on_done` callback.
+/// has an `out_error` parameter or an `on_done` callback
+/// (include/schemas/error.schema.json). Every field is always present:
+///
+/// - `code` (string): a stable snake_case word to branch on. The plugin's own
+///   codes are listed beside each `MOONSHOT_ERR_*` status (near the end of
+///   this header; the first one listed is that status's default) and in
+///   include/schemas/error.schema.json (`$defs/localCode`). With `MOONSHOT_ERR_UPSTREAM` it may also be Moonshot's
+///   own `error.type` exactly as Moonshot sent it (`invalid_request_error`,
+///   `content_filter`, `invalid_authentication_error`,
+///   `incorrect_api_key_error`, `permission_denied_error`,
+///   `resource_not_found_error`, `rate_limit_reached_error`,
+///   `engine_overloaded_error`, `exceeded_current_quota_error`,
+///   `server_error`, `unexpected_output`, or any other it sends), or
+///   `http_<status>` (e.g. `http_502`) when its answer had no `error.type`.
+///   Codes may be added in a minor version: treat an unknown code by its
+///   status.
+/// - `message` (string): one sentence for a human; log it, do not parse it.
+/// - `http_status` (integer or null): the HTTP status of Moonshot's error
+///   answer; null for errors the plugin raised itself, for an error event
+///   inside a 200 stream, and when no answer came.
+/// - `retryable` (boolean): true when the same request sent again later may
+///   succeed: Moonshot's 429 (except `exceeded_current_quota_error`) and 5xx
+///   answers, and connection failures or connect timeouts before anything
+///   was received (the plugin has already retried those itself, config
+///   `retries`, before reporting one); and `MOONSHOT_ERR_BUSY` (once another
+///   request has ended). false for everything else.
+/// - `request_id` (string or null): Moonshot's id for the failed exchange, from
+///   its `Msh-Request-Id` header, else `X-Msh-Trace-Id`, else `x-request-id`;
+///   quote it to Moonshot's support. null when nothing was sent (every
+///   refusal by `create` or `complete`, a request cancelled in the queue),
+///   when no answer came, or when the answer carried no id.
+/// - `partial` (object, `on_done` / `request_result` only, and only when part
+///   of the answer had been received): the result as far as it got, shaped
+///   as the result (see `on_done`) with `finish_reason` null unless Moonshot
+///   sent one and `usage.estimated` true unless Moonshot sent usage.
+///
+/// No text in it holds the API key or Moonshot's account identifiers
+/// (`org-...`, `ak-...`): they are replaced by `[redacted]`.
 pub type MoonshotStatus = i32;
 
 /// Success.
 pub const MOONSHOT_OK: MoonshotStatus = 0;
 /// `wait` or `request_result`: the request has not finished yet.
 pub const MOONSHOT_PENDING: MoonshotStatus = 1;
-/// A NULL pointer, text that is not UTF-8, malformed JSON or a wrong type.
+/// A NULL pointer, text that is not UTF-8, malformed JSON or a wrong type, a
+/// config value out of bounds, a request larger than `max_request_bytes`,
+/// `MoonshotCallbacks.struct_size` 0, or `wait` called from inside a
+/// callback. Code: `invalid_argument`.
 pub const MOONSHOT_ERR_INVALID_ARGUMENT: MoonshotStatus = 2;
-/// The request breaks one of Moonshot's rules; refused before anything was sent.
+/// The request breaks one of Moonshot's rules; refused before anything was
+/// sent. Codes: `invalid_request`; `media_fetch_failed` (an http(s) image or
+/// video the plugin had to fetch and inline could not be had; comes through
+/// `on_done`, still before anything was sent to Moonshot).
 pub const MOONSHOT_ERR_INVALID_REQUEST: MoonshotStatus = 3;
-/// The model is not in the catalog.
+/// The model is not in the catalog. Code: `unknown_model`.
 pub const MOONSHOT_ERR_UNKNOWN_MODEL: MoonshotStatus = 4;
-/// The model is retired and the instance is configured not to migrate.
+/// The model is retired and the instance is configured not to migrate
+/// (`retired_models: "error"`). Code: `model_retired`.
 pub const MOONSHOT_ERR_MODEL_RETIRED: MoonshotStatus = 5;
-/// Moonshot answered with an error (see `http_status` and `code`).
+/// Moonshot answered with an error (see `http_status` and `code`). Codes:
+/// Moonshot's `error.type` or `http_<status>` (see `MoonshotStatus`);
+/// `upstream_error`; `stream_error` (an error event inside a stream that
+/// named no type); `web_search_rounds_exceeded` (the `$web_search` loop did
+/// not end within config `web_search.max_rounds`).
 pub const MOONSHOT_ERR_UPSTREAM: MoonshotStatus = 6;
 /// Moonshot's answer could not be understood (malformed JSON or stream).
+/// Codes: `protocol_error`; `response_too_large` (an answer larger than the
+/// plugin accepts).
 pub const MOONSHOT_ERR_PROTOCOL: MoonshotStatus = 7;
-/// The connection failed or was cut.
+/// The connection failed or was cut. Codes: `transport_error`; `stream_cut`
+/// (the stream ended before Moonshot's `[DONE]`: the answer is incomplete).
 pub const MOONSHOT_ERR_TRANSPORT: MoonshotStatus = 8;
-/// A configured timeout ran out (the details name which one).
+/// A configured timeout ran out. Codes: `timeout`; `connect_timeout`,
+/// `first_byte_timeout`, `idle_timeout`, `total_timeout`, one per config
+/// `timeouts` field.
 pub const MOONSHOT_ERR_TIMEOUT: MoonshotStatus = 9;
-/// Cancelled by `cancel`, by a callback returning `MOONSHOT_STOP`, or by
-/// `destroy`.
+/// Cancelled by `cancel`, by `release` of a running request, by a callback
+/// returning `MOONSHOT_STOP`, or by `destroy` (also what `complete` returns
+/// while its instance is being destroyed). Code: `cancelled`.
 pub const MOONSHOT_ERR_CANCELLED: MoonshotStatus = 10;
-/// The instance's pool and queue are full; nothing was started. Try later.
+/// The instance's pool and queue are full (`max_concurrency` requests
+/// running and `max_queue` waiting); nothing was started. Try again once a
+/// request has ended (`retryable` is true). Code: `busy`.
 pub const MOONSHOT_ERR_BUSY: MoonshotStatus = 11;
 /// A bug inside the plugin (a caught panic). The instance keeps serving.
+/// Code: `internal_error`.
 pub const MOONSHOT_ERR_INTERNAL: MoonshotStatus = 12;
 
-/// What a stream callback returns.
+/// What a stream callback returns. Any value other than `MOONSHOT_STOP`
+/// counts as `MOONSHOT_CONTINUE`.
 pub type MoonshotFlow = i32;
 /// Go on streaming.
 pub const MOONSHOT_CONTINUE: MoonshotFlow = 0;
-/// Cancel the request; `on_done` follows with `MOONSHOT_ERR_CANCELLED`.
+/// Cancel the request: no further `on_chunk` comes, and `on_done` follows
+/// with `MOONSHOT_ERR_CANCELLED` (and `partial`, the answer so far, once
+/// anything had come from Moonshot).
+/// Once a request has been cancelled (by any means), it delivers no more
+/// parts: only a part already being delivered at that moment completes.
 pub const MOONSHOT_STOP: MoonshotFlow = 1;
 
 /// A provider instance: one configuration (API key, base URL, limits) and the
@@ -90,17 +152,44 @@ pub struct MoonshotRequest {
 
 /// The callbacks of one `complete` call. The plugin copies this struct during
 /// `complete`; the struct itself need not outlive that call.
+///
+/// Both callbacks run on a thread of the instance's pool, never inside the
+/// `complete` call that started the request, one call at a time per
+/// request, and only after `complete` has stored the request's handle in
+/// `*out_request`. From inside a callback a host may call every function of
+/// the table: `create`, `destroy`, `models`, `list`, `default_model`,
+/// `reported_costs`, `complete`, `cancel`, `request_result`, `release` (of
+/// any request, the one being reported included) and `free_string`; none of
+/// them waits for the request being reported (`destroy` still waits for the
+/// instance's other requests, see there). The one exception is `wait`:
+/// called on a pool thread it could wait for work that thread itself must
+/// do, so it returns `MOONSHOT_ERR_INVALID_ARGUMENT` at once. A callback
+/// should return quickly: while it runs, its thread serves no other request.
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub struct MoonshotCallbacks {
     /// `sizeof(MoonshotCallbacks)` as the host knows it; fields beyond it are
-    /// treated as NULL. 0 (never set) makes `complete` fail with
-    /// `MOONSHOT_ERR_INVALID_ARGUMENT`.
+    /// treated as NULL. 0 (a struct never filled in) is refused by `complete`
+    /// with `MOONSHOT_ERR_INVALID_ARGUMENT`.
     pub struct_size: usize,
     /// Called once for each stream part, in order, with one UTF-8 JSON object in
-    /// Puter's NDJSON vocabulary: `{"type":"text","text"}`,
-    /// `{"type":"reasoning","reasoning"}`, `{"type":"tool_use","id","name","input"}`,
-    /// `{"type":"usage","usage"}`.
+    /// Puter's NDJSON vocabulary (include/schemas/stream-part.schema.json):
+    ///
+    /// - `{"type":"reasoning","reasoning":string}`: a piece of the model's
+    ///   thinking (thinking models send it before the text).
+    /// - `{"type":"text","text":string}`: a piece of the answer. In partial
+    ///   mode the first text part is the prefix.
+    /// - `{"type":"tool_use","id":string,"name":string,"input":any}`: one whole
+    ///   tool call, after the text; `input` is the arguments parsed (usually an
+    ///   object; `{}` when there were none; `{"_raw":string}` when they were
+    ///   not valid JSON). `$web_search` calls are run by the plugin, not shown.
+    /// - `{"type":"usage","usage":object}`: the last part of a stream that
+    ///   completed; the same `usage` object (with the bill) as the result's.
+    ///
+    /// Text and reasoning parts are never empty; joined in order they equal
+    /// the result's `message.content` and `message.reasoning`. Only requests
+    /// with `"stream": true` have parts; others go straight to `on_done`.
+    /// Other `type` values may be added in a minor version: ignore them.
     ///
     /// Thread: a thread of the instance's pool; never two calls for the same
     /// request at once. `chunk_json` is NUL-terminated, `len` bytes long without
@@ -115,12 +204,49 @@ pub struct MoonshotCallbacks {
             len: usize,
         ) -> MoonshotFlow,
     >,
-    /// Called exactly once when a request ends, after its last `on_chunk`.
+    /// Called exactly once when a request ends, after its last `on_chunk`,
+    /// also when it ends by `cancel`, `release` or `destroy` (a request still
+    /// queued gets it promptly, without waiting for a thread to free up).
     ///
-    /// On `MOONSHOT_OK`, `result_json` is Puter's IChatMessageResult
-    /// `{"message","finish_reason","usage",...}`. On any error it is the error
-    /// details `{"code","message","http_status","retryable","request_id"}` plus
-    /// `"partial"`, the result as far as it got, when anything was received.
+    /// On `MOONSHOT_OK`, `result_json` is Puter's IChatMessageResult plus what
+    /// explains it (include/schemas/result.schema.json):
+    ///
+    /// - `message` (object): `role` "assistant"; `content` (string, "" when
+    ///   none; in partial mode it starts with the prefix, once); `reasoning`
+    ///   and `reasoning_content` (the same string, when the model thought);
+    ///   `tool_calls` (when any: `[{"id","type":"function","function":
+    ///   {"name","arguments":string}}]`, the arguments as Moonshot sent them).
+    /// - `finish_reason` (string): Moonshot's, e.g. "stop", "length",
+    ///   "tool_calls", "content_filter"; "stop" when it named none.
+    /// - `usage` (object), integers unless said otherwise, summed over every
+    ///   round of a web-search loop: `prompt_tokens` (input, cached included),
+    ///   `completion_tokens` (output, reasoning included), `cached_tokens`,
+    ///   `uncached_prompt_tokens` (prompt - cached), `total_tokens` (prompt +
+    ///   completion), `web_search_calls`, `estimated` (boolean: true when
+    ///   Moonshot sent no usage and the plugin counted), and `cost`, the bill
+    ///   in integer microcents (1 US cent = 1,000,000 microcents):
+    ///   - `cost.model` (string): the catalog id whose prices were applied;
+    ///   - `cost.lines` (array), always `moonshot:<model>:input-tokens`
+    ///     (uncached input), `moonshot:<model>:cached-tokens`,
+    ///     `moonshot:<model>:output-tokens`, then `moonshot:web-search:calls`
+    ///     when there were searches; each `{"usageType": string, "units",
+    ///     "ucentsPerUnit", "ucents": units * ucentsPerUnit}`, matching the
+    ///     rows of `reported_costs`;
+    ///   - `cost.total_ucents`: the sum of the lines' `ucents`, what to bill;
+    ///   - `cost.usd_cents` (number, a float): total_ucents / 1,000,000, for
+    ///     display only.
+    /// - `model` (string): the model that served and was billed (the one
+    ///   asked for, its successor after a migration, or moonshot-v1-auto's
+    ///   tier).
+    /// - `request_id` (string or null): Moonshot's id for the exchange, as in
+    ///   the error details.
+    /// - only when they apply: `choices` (n > 1: every choice, `[{"index",
+    ///   "message","finish_reason"}]`), `migrated_from` (string, the retired id
+    ///   asked for) with `migration_reason` (string), `adjustments` (array of
+    ///   strings: what the plugin changed to fit the model's rules).
+    ///
+    /// On any other status it is the error details (see `MoonshotStatus`),
+    /// with `partial` when part of the answer had been received.
     ///
     /// Thread: a thread of the instance's pool. `result_json` is NUL-terminated,
     /// `len` bytes long without the NUL, and borrowed only for the call.
@@ -137,13 +263,28 @@ pub struct MoonshotCallbacks {
     >,
 }
 
-/// The plugin's function table, returned by `moonshot_get_api`. Static: valid
-/// until the library is unloaded (hosts should never unload it). It only grows
-/// at its end: read a field only when `struct_size` covers it.
+/// The plugin's function table, returned by `moonshot_get_api`. Static: the
+/// library is linked with `-z nodelete`, so `dlclose` never unmaps it and
+/// the table stays valid for the life of the process (a host that calls
+/// `dlclose`, at exit or to reload, cannot crash in the plugin's leftover
+/// thread-local destructors). `destroy` every instance before unloading. It
+/// only grows at its end: read a field only when `struct_size` covers it.
 ///
 /// Strings the plugin returns through an `out_*` `char **` are NUL-terminated
-/// UTF-8, owned by the caller, and must be freed with `free_string` (never
-/// with `free`). On failure the plugin stores NULL there.
+/// UTF-8 JSON, owned by the caller, and must be freed with `free_string`
+/// (never with `free`). Out-parameters, in every function: a non-NULL one is
+/// always written, NULL first, so on return it holds either what the
+/// function describes or NULL, never what it held before. An `out_error`
+/// may be NULL (the details are then dropped); it is set only when the
+/// status is an error, and stays NULL on `MOONSHOT_OK`. Any other NULL
+/// out-parameter makes the call return `MOONSHOT_ERR_INVALID_ARGUMENT`
+/// (with the error JSON in `out_error` where there is one) and do nothing
+/// else.
+///
+/// The JSON documents have schemas (JSON Schema draft 2020-12) in
+/// include/schemas/: config, request, stream-part, result, usage, error,
+/// models, list, default-model and reported-costs; include/moonshot.d.ts
+/// declares the same shapes for TypeScript.
 #[repr(C)]
 #[derive(StableAbi)]
 pub struct MoonshotApi {
@@ -158,76 +299,135 @@ pub struct MoonshotApi {
     /// NUL-terminated, static: the plugin's semantic version.
     pub plugin_version: *const c_char,
 
-    /// Makes an instance from Puter's provider block as UTF-8 JSON, e.g.
-    /// `{"apiKey":"sk-..."}` (or `secret_key` / `key`), plus optional
-    /// `base_url`, `timeouts` (`connect_ms`, `first_byte_ms`, `idle_ms`,
-    /// `total_ms`), `retries` (`max`, `base_delay_ms`, `max_delay_ms`),
-    /// `max_concurrency`, `max_queue`, `max_request_bytes`, `web_search`
-    /// (`fee_ucents`, `max_rounds`), `retired_models` ("migrate" | "error")
-    /// and `today` ("YYYY-MM-DD", for tests). Unknown fields are ignored.
-    /// Starts no thread.
+    /// Makes an instance from Puter's provider block as a UTF-8 JSON object
+    /// (include/schemas/config.schema.json). Only the key is required; every
+    /// other field is optional, null in a number or string field means its
+    /// default, unknown fields are ignored, and a wrong type (a null object
+    /// included) or a value out of bounds is refused with
+    /// `MOONSHOT_ERR_INVALID_ARGUMENT` naming the field (never its value):
     ///
-    /// `config_json` is borrowed for the call. On success stores the instance
-    /// in `*out_instance` (free it with `destroy`). On error stores the error
-    /// JSON in `*out_error` when `out_error` is not NULL (free it with
-    /// `free_string`). Any thread.
+    /// - `apiKey` (or `secret_key`, or `key`; the first non-blank one):
+    ///   Moonshot's API key, a string. Never appears in any output.
+    /// - `base_url` (or `baseURL` / `baseUrl`): Moonshot's API root, http:// or
+    ///   https://; default "https://api.moonshot.ai/v1".
+    /// - `timeouts`, in milliseconds (0 counts as 1), each ending a request with
+    ///   `MOONSHOT_ERR_TIMEOUT` and the code named:
+    ///   `connect_ms` (resolve and connect, per attempt; default 10000;
+    ///   `connect_timeout`), `first_byte_ms` (from sending to Moonshot's
+    ///   response headers, per attempt; default 120000; `first_byte_timeout`),
+    ///   `idle_ms` (longest silence while receiving; default 90000;
+    ///   `idle_timeout`), `total_ms` (the whole request from when it starts
+    ///   running, retries and web-search rounds included, queueing not;
+    ///   default 900000; `total_timeout`).
+    /// - `retries`: `max` (retries after the first attempt; default 2, values
+    ///   above 10 count as 10), `base_delay_ms` (first backoff, doubled each
+    ///   retry, with jitter; default 500), `max_delay_ms` (cap on one wait,
+    ///   including one Moonshot asks for; default 30000). Only retryable
+    ///   failures are retried, never after a part was delivered.
+    /// - `max_concurrency`: requests running at once, i.e. pool threads
+    ///   (started on demand, joined by `destroy`); 1 to 1024, default 8.
+    /// - `max_queue`: requests waiting for a thread while `max_concurrency`
+    ///   run; 0 or more, default 256. Beyond it `complete` returns
+    ///   `MOONSHOT_ERR_BUSY`.
+    /// - `max_request_bytes`: largest `request_json` `complete` accepts, in
+    ///   bytes; default 115343360 (110 MiB).
+    /// - `retired_models`: "migrate" (default: a retired model is served by
+    ///   its successor and the result says so) or "error"
+    ///   (`MOONSHOT_ERR_MODEL_RETIRED`).
+    /// - `web_search`: `fee_ucents` (microcents per `$web_search` call;
+    ///   default 500000, i.e. $0.005), `max_rounds` (search round trips in one
+    ///   completion; default 5, 0 counts as 1).
+    /// - `today`: "YYYY-MM-DD", the day the catalog is read on (default: the
+    ///   system clock's UTC day); for tests.
+    ///
+    /// Starts no thread. `config_json` is borrowed for the call. On
+    /// `MOONSHOT_OK` stores the instance in `*out_instance` (free it with
+    /// `destroy`). On error stores NULL there and the error JSON in
+    /// `*out_error` (free it with `free_string`). Any thread.
     pub create: unsafe extern "C" fn(
         config_json: *const c_char,
         out_instance: *mut *mut MoonshotInstance,
         out_error: *mut *mut c_char,
     ) -> MoonshotStatus,
 
-    /// Cancels every request of the instance, waits until each has delivered
-    /// `on_done`, joins every thread the instance started, and frees it.
-    /// Request handles stay valid until `release`. NULL is ignored. Any thread;
-    /// called from inside a callback it cannot join the thread it runs on,
-    /// which then ends by itself once that callback returns.
+    /// Cancels every request of the instance (running and queued), waits
+    /// until each has delivered `on_done` (`MOONSHOT_ERR_CANCELLED` for those
+    /// that had not ended), joins every thread the instance started, and
+    /// frees it. Request handles stay valid until `release`. NULL is ignored.
+    /// Call it once per instance, after every other call on the instance
+    /// has returned. Any thread; called from inside a callback it cannot
+    /// join the thread it runs on, which then ends by itself once that
+    /// callback returns.
     pub destroy: unsafe extern "C" fn(instance: *mut MoonshotInstance),
 
     /// Puter's `models()`: a JSON array of IChatModel objects for the models
-    /// served today. Stores a string in `*out_json` (free with
-    /// `free_string`). Any thread, concurrently with anything but `destroy`.
+    /// served on the instance's day (include/schemas/models.schema.json):
+    /// `puterId`, `id`, `name`, `aliases`, `provider` ("moonshot"),
+    /// `modalities` {`input`, `output`}, `costs_currency` ("usd-cents"),
+    /// `input_cost_key`, `output_cost_key`, `costs` (cents per `tokens`
+    /// = 1000000 tokens: `prompt_tokens`, `completion_tokens`, and
+    /// `cached_tokens` where the model has a cache price), `context`,
+    /// `max_tokens`, `tool_call`, `json_mode`, `partial_mode`, `reasoning`,
+    /// `knowledge`, `released`, `retired_on`, `successor`.
+    ///
+    /// On `MOONSHOT_OK` stores the string in `*out_json` (free with
+    /// `free_string`). A NULL `instance` or `out_json` returns
+    /// `MOONSHOT_ERR_INVALID_ARGUMENT` (and stores NULL in a non-NULL
+    /// `out_json`). Any thread, concurrently with anything but `destroy`.
     pub models: unsafe extern "C" fn(
         instance: *const MoonshotInstance,
         out_json: *mut *mut c_char,
     ) -> MoonshotStatus,
 
-    /// Puter's `list()`: a JSON array of the ids and aliases served today.
-    /// Ownership and thread as `models`.
+    /// Puter's `list()`: a JSON array of strings, every name of the models
+    /// served on the instance's day (each id, its aliases, `moonshot/<id>`).
+    /// Out-parameter, errors and thread as `models`.
     pub list: unsafe extern "C" fn(
         instance: *const MoonshotInstance,
         out_json: *mut *mut c_char,
     ) -> MoonshotStatus,
 
-    /// Puter's `getDefaultModel()`: a JSON string, e.g. `"kimi-k2.6"`.
-    /// Ownership and thread as `models`.
+    /// Puter's `getDefaultModel()`: a JSON string, e.g. `"kimi-k2.6"`, the
+    /// model a request without `model` gets. Out-parameter, errors and
+    /// thread as `models`.
     pub default_model: unsafe extern "C" fn(
         instance: *const MoonshotInstance,
         out_json: *mut *mut c_char,
     ) -> MoonshotStatus,
 
     /// Puter's `getReportedCosts()`: a JSON array of
-    /// `{"usageType","ucentsPerUnit","unit","source"}` rows. Ownership and
-    /// thread as `models`.
+    /// `{"usageType": string, "ucentsPerUnit": integer microcents, "unit":
+    /// "token" | "call", "source": "driver:aiChat/moonshot"}` rows: the input,
+    /// cached and output tokens of each model served on the instance's day,
+    /// then `moonshot:web-search:calls`. Out-parameter, errors and thread as
+    /// `models`.
     pub reported_costs: unsafe extern "C" fn(
         instance: *const MoonshotInstance,
         out_json: *mut *mut c_char,
     ) -> MoonshotStatus,
 
     /// Starts a chat completion and returns at once. `request_json` is Puter's
-    /// ICompleteArguments (`{"messages","model","stream","tools",...}`),
-    /// borrowed for the call; `callbacks` is copied (may be NULL);
-    /// `user_data` is passed back to the callbacks untouched and must stay
-    /// valid until `on_done` has returned (or, without `on_done`, until
-    /// `wait` reports the end).
+    /// ICompleteArguments (`{"messages","model","stream","tools",...}`;
+    /// include/schemas/request.schema.json), borrowed for the call. `stream`
+    /// defaults to false: without `"stream": true` no part is delivered and
+    /// the whole answer comes with `on_done`. `callbacks` is copied (may be
+    /// NULL: then use `wait` and `request_result`); `user_data` is passed back
+    /// to the callbacks untouched and must stay valid until `on_done` has
+    /// returned (or, without `on_done`, until `wait` reports the end).
     ///
-    /// On `MOONSHOT_OK` stores the request handle in `*out_request` (free it
-    /// with `release`) before any callback of the request can run, so a
-    /// callback may read it there; `on_done` then follows exactly once, even
-    /// on error.
-    /// On any other status nothing was started, no callback will run, and the
-    /// error JSON is stored in `*out_error` when `out_error` is not NULL.
-    /// Any thread, including from inside a callback.
+    /// The request is checked before anything is sent: malformed input gives
+    /// `MOONSHOT_ERR_INVALID_ARGUMENT`, a broken Moonshot rule
+    /// `MOONSHOT_ERR_INVALID_REQUEST`, an unknown or refused model
+    /// `MOONSHOT_ERR_UNKNOWN_MODEL` / `MOONSHOT_ERR_MODEL_RETIRED`, a full
+    /// queue `MOONSHOT_ERR_BUSY`.
+    ///
+    /// On `MOONSHOT_OK` the request handle is stored in `*out_request` before
+    /// any callback of the request can run (a callback may read it from
+    /// where the host stored it); free it with `release`. `on_done` then
+    /// follows exactly once, even on error. On any other status
+    /// `*out_request` is NULL, nothing was started, no callback will run,
+    /// and the error JSON is stored in `*out_error`. Any thread, including
+    /// from inside a callback.
     pub complete: unsafe extern "C" fn(
         instance: *mut MoonshotInstance,
         request_json: *const c_char,
@@ -237,33 +437,45 @@ pub struct MoonshotApi {
         out_error: *mut *mut c_char,
     ) -> MoonshotStatus,
 
-    /// Asks the request to stop; it ends promptly with
-    /// `MOONSHOT_ERR_CANCELLED` unless it already finished, a request still
-    /// queued for a pool thread included (its `on_done` comes at once, from
-    /// a thread of the plugin). Idempotent.
-    /// Any thread, including from inside a callback.
+    /// Asks the request to stop and returns at once; it ends promptly with
+    /// `MOONSHOT_ERR_CANCELLED` (a queued request without waiting for a
+    /// thread), its `on_done` carrying `partial` when part of the answer had
+    /// arrived. Returns `MOONSHOT_OK`, also when the request has already
+    /// ended (it then changes nothing: its final status stays), and
+    /// `MOONSHOT_ERR_INVALID_ARGUMENT` for NULL. Idempotent. Any thread,
+    /// including from inside a callback.
     pub cancel: unsafe extern "C" fn(request: *const MoonshotRequest) -> MoonshotStatus,
 
-    /// Blocks up to `timeout_ms` milliseconds for the request to end (after
-    /// its `on_done` returned). Returns `MOONSHOT_PENDING` if it has not, else
-    /// the request's final status. Any thread; on a pool thread (inside a
-    /// callback) it never blocks: it returns the final status if `on_done`
-    /// has returned, else `MOONSHOT_ERR_INVALID_ARGUMENT` at once.
+    /// Blocks up to `timeout_ms` milliseconds (0: just looks) for the request
+    /// to end, i.e. for its `on_done` to have returned. Returns
+    /// `MOONSHOT_PENDING` if it has not, else the request's final status (the
+    /// one `on_done` received), as often as asked. NULL returns
+    /// `MOONSHOT_ERR_INVALID_ARGUMENT`. Any thread; on a pool thread (inside
+    /// a callback) it never blocks: it returns the final status if that
+    /// request's `on_done` has returned, else `MOONSHOT_ERR_INVALID_ARGUMENT`
+    /// at once.
     pub wait:
         unsafe extern "C" fn(request: *const MoonshotRequest, timeout_ms: u32) -> MoonshotStatus,
 
-    /// Copies the request's final JSON (what `on_done` received) into
-    /// `*out_json` (free with `free_string`) and returns the final status, or
-    /// returns `MOONSHOT_PENDING` and stores NULL while it runs. The final
-    /// JSON is there from the moment `on_done` is called (inside it too).
-    /// A NULL `out_json` returns `MOONSHOT_ERR_INVALID_ARGUMENT`. Any thread.
+    /// Copies the request's final JSON (what `on_done` received: the result
+    /// on `MOONSHOT_OK`, else the error details) into `*out_json` (free with
+    /// `free_string`) and returns the final status; while the request runs,
+    /// returns `MOONSHOT_PENDING` and stores NULL. Called from inside the
+    /// request's own `on_done`, it already returns the final status and
+    /// JSON. A NULL `request` or `out_json` returns
+    /// `MOONSHOT_ERR_INVALID_ARGUMENT` (and stores NULL in a non-NULL
+    /// `out_json`). Any thread, including from inside a callback.
     pub request_result: unsafe extern "C" fn(
         request: *const MoonshotRequest,
         out_json: *mut *mut c_char,
     ) -> MoonshotStatus,
 
-    /// Frees a request handle. A request still running is cancelled first; its
-    /// `on_done` still comes. NULL is ignored. Any thread, once per handle.
+    /// Frees a request handle. A request still running or queued is cancelled
+    /// first; its `on_done` still comes (promptly, with
+    /// `MOONSHOT_ERR_CANCELLED`), so `user_data` must stay valid until then.
+    /// The handle must not be used after this call. NULL is ignored. Any
+    /// thread, including from inside a callback (the request's own included),
+    /// once per handle.
     pub release: unsafe extern "C" fn(request: *mut MoonshotRequest),
 
     /// Frees a string the plugin returned. NULL is ignored. Any thread.

@@ -1,7 +1,8 @@
 //! Helpers shared by the `faults_*` test binaries: hostile upstream replies
 //! built from raw bytes, a stopwatch for one request, and a keep-alive
 //! upstream (the simulator closes every connection, so it cannot show what
-//! happens on a pooled, reused one).
+//! happens on a pooled, reused one). Every part, result and error these
+//! helpers collect is checked against include/schemas/.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use host_demo::plugin::{Event, Instance, Request};
 use moonshot_simulator::Reply;
+use moonshot_tests::schemas;
 use serde_json::{json, Value};
 
 /// Long enough that only a bug lets a test wait it out.
@@ -94,14 +96,17 @@ pub fn finish(started: Instant, events: &mpsc::Receiver<Event>) -> Timed {
     let mut parts = Vec::new();
     loop {
         match events.recv_timeout(PATIENCE) {
-            Ok(Event::Part(p)) => parts.push(serde_json::from_str(&p).expect("parts are JSON")),
+            Ok(Event::Part(p)) => parts.push(part(&p)),
             Ok(Event::Done(status, result)) => {
+                let elapsed = started.elapsed();
+                let result = serde_json::from_str(&result).expect("the result is JSON");
+                schemas::assert_final(status, &result);
                 return Timed {
                     parts,
                     status,
-                    result: serde_json::from_str(&result).expect("the result is JSON"),
-                    elapsed: started.elapsed(),
-                }
+                    result,
+                    elapsed,
+                };
             }
             Err(_) => panic!("no on_done within {PATIENCE:?}; parts so far: {parts:?}"),
         }
@@ -127,9 +132,17 @@ pub fn start(instance: &Instance, request: &Value) -> (Request, mpsc::Receiver<E
 /// Waits for the next part of a running request.
 pub fn next_part(events: &mpsc::Receiver<Event>) -> Value {
     match events.recv_timeout(PATIENCE) {
-        Ok(Event::Part(p)) => serde_json::from_str(&p).expect("parts are JSON"),
+        Ok(Event::Part(p)) => part(&p),
         other => panic!("expected a part, got {other:?}"),
     }
+}
+
+/// A part as `on_chunk` delivered it, parsed and checked against
+/// include/schemas/stream-part.schema.json.
+pub fn part(text: &str) -> Value {
+    let part = serde_json::from_str(text).expect("parts are JSON");
+    schemas::assert_part(&part);
+    part
 }
 
 /// The port of a listener that was just closed: connecting to it is refused.
