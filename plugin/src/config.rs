@@ -12,6 +12,15 @@ use crate::error::ProviderError;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.moonshot.ai/v1";
 
+/// Media defaults: 10 URLs, 48 MiB inlined (64 MiB once base64-encoded,
+/// inside Moonshot's 100 MB body cap), 60 s for all fetches together.
+pub const DEFAULT_MEDIA_MAX_ITEMS: usize = 10;
+pub const DEFAULT_MEDIA_MAX_TOTAL_BYTES: u64 = 48 * 1024 * 1024;
+pub const DEFAULT_MEDIA_DEADLINE_MS: u64 = 60_000;
+/// 16 MiB of text, reasoning and tool arguments: far above any context
+/// window's output (256k tokens are about 1 MiB), far below what hurts.
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
 /// The API key. Its Debug and Display never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
@@ -58,6 +67,25 @@ pub struct WebSearch {
     pub max_rounds: u32,
 }
 
+/// What media fetches may reach and consume (README "What the plugin
+/// fetches and keeps").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Media {
+    /// Fetch from loopback, private, link-local... addresses too.
+    pub allow_private_networks: bool,
+    /// Non-public addresses allowed one by one (an internal image server).
+    pub allow_addresses: Vec<std::net::IpAddr>,
+    /// Put the reason a fetch failed in the error message (operators only:
+    /// it tells a caller which addresses answer).
+    pub debug_errors: bool,
+    /// Most http(s) media URLs in one request.
+    pub max_items: usize,
+    /// Most bytes inlined over all of a request's media.
+    pub max_total_bytes: u64,
+    /// One deadline for all of a request's fetches.
+    pub deadline: Duration,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub api_key: ApiKey,
@@ -73,6 +101,10 @@ pub struct Config {
     pub web_search: WebSearch,
     /// Largest request JSON `complete` accepts from the host.
     pub max_request_bytes: usize,
+    pub media: Media,
+    /// Most bytes of text, reasoning and tool arguments one answer may
+    /// accumulate (all rounds together).
+    pub max_answer_bytes: usize,
 }
 
 /// The optional settings, as written in the JSON. Unknown fields are ignored.
@@ -90,6 +122,19 @@ struct Settings {
     today: Option<String>,
     web_search: WebSearchSettings,
     max_request_bytes: Option<usize>,
+    media: MediaSettings,
+    max_answer_bytes: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct MediaSettings {
+    allow_private_networks: Option<bool>,
+    allow_addresses: Vec<std::net::IpAddr>,
+    debug_errors: Option<bool>,
+    max_items: Option<usize>,
+    max_total_bytes: Option<u64>,
+    deadline_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -233,6 +278,18 @@ impl Config {
                 max_rounds: s.web_search.max_rounds.unwrap_or(5).max(1),
             },
             max_request_bytes: s.max_request_bytes.unwrap_or(110 * 1024 * 1024),
+            media: Media {
+                allow_private_networks: s.media.allow_private_networks.unwrap_or(false),
+                allow_addresses: s.media.allow_addresses,
+                debug_errors: s.media.debug_errors.unwrap_or(false),
+                max_items: s.media.max_items.unwrap_or(DEFAULT_MEDIA_MAX_ITEMS),
+                max_total_bytes: s
+                    .media
+                    .max_total_bytes
+                    .unwrap_or(DEFAULT_MEDIA_MAX_TOTAL_BYTES),
+                deadline: ms(s.media.deadline_ms, DEFAULT_MEDIA_DEADLINE_MS),
+            },
+            max_answer_bytes: s.max_answer_bytes.unwrap_or(DEFAULT_MAX_ANSWER_BYTES),
         })
     }
 }

@@ -154,7 +154,14 @@ fn converse(
     leftover: &mut Option<Leftover>,
 ) -> Result<(), ProviderError> {
     let mut body = prepared.body.clone();
-    media::inline_all(&mut body, &prepared.remote_media, client, cancel, deadline)?;
+    media::inline_all(
+        &mut body,
+        &prepared.remote_media,
+        client,
+        cancel,
+        deadline,
+        &config.media,
+    )?;
     loop {
         // Finish the previous round's body so its connection serves this one.
         if let Some(previous) = leftover.take() {

@@ -20,6 +20,7 @@ mod media;
 pub mod messages;
 pub mod metering;
 mod pool;
+mod public_net;
 pub mod request;
 #[doc(hidden)] // public for the fuzz targets only
 pub mod sse;
