@@ -20,6 +20,12 @@ pub const DEFAULT_MEDIA_DEADLINE_MS: u64 = 60_000;
 /// 16 MiB of text, reasoning and tool arguments: far above any context
 /// window's output (256k tokens are about 1 MiB), far below what hurts.
 pub const DEFAULT_MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+/// A long conversation with tools is tens of thousands of values; a
+/// million parse to at most ~64 MB beyond the request's own bytes.
+pub const DEFAULT_MAX_REQUEST_VALUES: usize = 1_000_000;
+/// Room for one request of the largest default size (110 MiB) with a
+/// million values, or many ordinary ones; see admission.rs.
+pub const DEFAULT_MAX_INFLIGHT_REQUEST_BYTES: usize = 256 * 1024 * 1024;
 
 /// The API key. Its Debug and Display never show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -102,6 +108,11 @@ pub struct Config {
     /// Largest request JSON `complete` accepts from the host.
     pub max_request_bytes: usize,
     pub media: Media,
+    /// Most JSON values in one request (counted before parsing).
+    pub max_request_values: usize,
+    /// Most request bytes (plus a parse cost per value) the instance holds
+    /// at once, queued and running requests together.
+    pub max_inflight_request_bytes: usize,
     /// Most bytes of text, reasoning and tool arguments one answer may
     /// accumulate (all rounds together).
     pub max_answer_bytes: usize,
@@ -124,6 +135,8 @@ struct Settings {
     max_request_bytes: Option<usize>,
     media: MediaSettings,
     max_answer_bytes: Option<usize>,
+    max_request_values: Option<usize>,
+    max_inflight_request_bytes: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -290,6 +303,10 @@ impl Config {
                 deadline: ms(s.media.deadline_ms, DEFAULT_MEDIA_DEADLINE_MS),
             },
             max_answer_bytes: s.max_answer_bytes.unwrap_or(DEFAULT_MAX_ANSWER_BYTES),
+            max_request_values: s.max_request_values.unwrap_or(DEFAULT_MAX_REQUEST_VALUES),
+            max_inflight_request_bytes: s
+                .max_inflight_request_bytes
+                .unwrap_or(DEFAULT_MAX_INFLIGHT_REQUEST_BYTES),
         })
     }
 }

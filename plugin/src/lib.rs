@@ -6,6 +6,7 @@
 //! metering, the HTTP client and the thread pool.
 #![deny(unsafe_code)]
 
+mod admission;
 mod cancel;
 pub mod catalog;
 mod client;
