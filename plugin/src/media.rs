@@ -107,7 +107,12 @@ pub fn inline_all(
             "image_url"
         };
         let limit = bytes_left.min(MAX_MEDIA_BYTES);
-        let fetched = fetch(&media.url, kind == "video_url", client, deadline, limit);
+        let fetched = if limit == 0 {
+            // Nothing left to inline: not worth a connection.
+            Err("media.max_total_bytes was used up by the items before".to_string())
+        } else {
+            fetch(&media.url, kind == "video_url", client, deadline, limit)
+        };
         if cancel.is_cancelled() {
             return Err(ProviderError::cancelled());
         }
