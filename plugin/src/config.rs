@@ -374,6 +374,46 @@ mod tests {
     }
 
     #[test]
+    fn limits_on_what_callers_and_upstreams_can_cost() {
+        let c = Config::from_json(r#"{"apiKey":"k"}"#).unwrap();
+        assert_eq!(
+            c.media,
+            Media {
+                allow_private_networks: false,
+                allow_addresses: Vec::new(),
+                debug_errors: false,
+                max_items: 10,
+                max_total_bytes: 48 * 1024 * 1024,
+                deadline: Duration::from_secs(60),
+            }
+        );
+        assert_eq!(c.max_answer_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.max_request_values, 1_000_000);
+        assert_eq!(c.max_inflight_request_bytes, 256 * 1024 * 1024);
+        let c = Config::from_json(
+            r#"{"apiKey":"k","media":{"allow_private_networks":true,"allow_addresses":["10.0.0.5","::1"],
+                "debug_errors":true,"max_items":2,"max_total_bytes":5,"deadline_ms":7},
+                "max_answer_bytes":9,"max_request_values":11,"max_inflight_request_bytes":13}"#,
+        )
+        .unwrap();
+        assert!(c.media.allow_private_networks && c.media.debug_errors);
+        assert_eq!(c.media.allow_addresses.len(), 2);
+        assert_eq!((c.media.max_items, c.media.max_total_bytes), (2, 5));
+        assert_eq!(c.media.deadline, Duration::from_millis(7));
+        assert_eq!(
+            (
+                c.max_answer_bytes,
+                c.max_request_values,
+                c.max_inflight_request_bytes
+            ),
+            (9, 11, 13)
+        );
+        let err = Config::from_json(r#"{"apiKey":"k","media":{"allow_addresses":["nope"]}}"#)
+            .unwrap_err();
+        assert!(err.message.contains("'media'"), "{}", err.message);
+    }
+
+    #[test]
     fn debug_hides_the_key() {
         let c = Config::from_json(r#"{"apiKey":"sk-hidden"}"#).unwrap();
         assert!(!format!("{c:?}").contains("sk-hidden"));
