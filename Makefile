@@ -1,7 +1,7 @@
 # The project's commands. CI runs `make test` (through .ci/run).
 CARGO ?= cargo
 
-.PHONY: demo test deps check-format lint unit header bench fuzz serve js-deps
+.PHONY: demo test deps check-format lint unit header bench fuzz serve js-deps hostile-rss
 
 # The main job: the demo host chatting through the plugin (offline simulator
 # when no MOONSHOT_API_KEY is set).
@@ -56,6 +56,18 @@ fuzz:
 bench:
 	$(CARGO) build --release -q -p moonshot-provider
 	$(CARGO) run --release -q -p moonshot-tests --bin bench -- $(BENCH_ARGS)
+
+# Not part of `make test`: peak RSS and CPU of each hostile case of issue 11
+# against the release plugin, one process per case (README, "What the plugin
+# fetches and keeps"). Compare another build with HOSTILE_PLUGIN=path.so.
+HOSTILE_CASES ?= request-array request-array-x3 answer-stream answer-gzip media-10 media-20 tool-indices
+HOSTILE_PLUGIN ?= target/release/libmoonshot_provider.so
+hostile-rss:
+	$(CARGO) build --release -q -p moonshot-provider
+	$(CARGO) build -q -p moonshot-tests --bin hostile-rss
+	@for case in $(HOSTILE_CASES); do \
+		MOONSHOT_PLUGIN_PATH=$(HOSTILE_PLUGIN) target/debug/hostile-rss $$case || exit 1; \
+	done
 
 # puter.js against the demo host (issue 6): `make serve` answers Puter's
 # driver protocol on 127.0.0.1:4100 (offline simulator without a key);

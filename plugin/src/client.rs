@@ -14,6 +14,7 @@ use crate::cancel::{CancelToken, CancellableTcpConnector, FirstByteConnector};
 use crate::config::{ApiKey, Config, Retries, Timeouts};
 use crate::error::{ErrorKind, ProviderError};
 use crate::redact;
+use crate::public_net::PublicOnlyConnector;
 
 /// Largest error or non-stream body we read (a JSON completion is far smaller).
 const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
@@ -24,6 +25,9 @@ const OUTPUT_BUFFER_BYTES: usize = 16 * 1024;
 
 pub struct Client {
     agent: Agent,
+    /// A separate agent for media URLs: public addresses only (unless the
+    /// operator allows private ones), no proxy, its own connection pool.
+    media_agent: Agent,
     base_url: String,
     authorization: String,
     /// Kept to scrub it from anything an upstream sends back.
@@ -61,6 +65,38 @@ impl Resolver for ThreadlessResolver {
     }
 }
 
+/// The media fetches' agent. Its first connector refuses non-public
+/// addresses (public_net.rs) unless `media.allow_private_networks`; there is
+/// no proxy, so the addresses checked are the ones connected to. Media
+/// fetches are short: one idle connection is plenty.
+fn media_agent(config: &Config) -> Agent {
+    let t = config.timeouts;
+    let agent_config = Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .max_redirects(5)
+        .timeout_connect(Some(t.connect))
+        .timeout_recv_response(Some(t.first_byte))
+        .timeout_per_read(Some(t.idle))
+        .user_agent(concat!("moonshot-provider/", env!("CARGO_PKG_VERSION")))
+        .max_idle_connections(1)
+        .max_idle_connections_per_host(1)
+        .input_buffer_size(INPUT_BUFFER_BYTES)
+        .output_buffer_size(OUTPUT_BUFFER_BYTES)
+        .build();
+    let chain = |guard| {
+        ().chain(guard)
+            .chain(CancellableTcpConnector::default())
+            .chain(RustlsConnector::default())
+            .chain(FirstByteConnector)
+    };
+    let guard = PublicOnlyConnector {
+        allow_private: config.media.allow_private_networks,
+        allowed: config.media.allow_addresses.clone(),
+    };
+    Agent::with_parts(agent_config, chain(guard), ThreadlessResolver::default())
+}
+
 /// A response whose status was 2xx, with its request id.
 pub struct Upstream {
     pub response: Response<Body>,
@@ -91,6 +127,7 @@ impl Client {
                 .chain(FirstByteConnector);
         Client {
             agent: Agent::with_parts(agent_config, connector, ThreadlessResolver::default()),
+            media_agent: media_agent(config),
             base_url: config.base_url.clone(),
             authorization: format!("Bearer {}", config.api_key.expose()),
             api_key: config.api_key.clone(),
@@ -99,9 +136,9 @@ impl Client {
         }
     }
 
-    /// The agent, for requests that must not carry the API key (media fetches).
-    pub fn agent(&self) -> &Agent {
-        &self.agent
+    /// The agent for media URLs (it never carries the API key).
+    pub fn media_agent(&self) -> &Agent {
+        &self.media_agent
     }
 
     pub fn timeouts(&self) -> &Timeouts {

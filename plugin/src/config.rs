@@ -12,6 +12,21 @@ use crate::error::ProviderError;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.moonshot.ai/v1";
 
+/// Media defaults: 10 URLs, 48 MiB inlined (64 MiB once base64-encoded,
+/// inside Moonshot's 100 MB body cap), 60 s for all fetches together.
+pub const DEFAULT_MEDIA_MAX_ITEMS: usize = 10;
+pub const DEFAULT_MEDIA_MAX_TOTAL_BYTES: u64 = 48 * 1024 * 1024;
+pub const DEFAULT_MEDIA_DEADLINE_MS: u64 = 60_000;
+/// 16 MiB of text, reasoning and tool arguments: far above any context
+/// window's output (256k tokens are about 1 MiB), far below what hurts.
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+/// A long conversation with tools is tens of thousands of values; a
+/// million parse to at most ~64 MB beyond the request's own bytes.
+pub const DEFAULT_MAX_REQUEST_VALUES: usize = 1_000_000;
+/// Room for one request of the largest default size (110 MiB) with a
+/// million values, or many ordinary ones; see admission.rs.
+pub const DEFAULT_MAX_INFLIGHT_REQUEST_BYTES: usize = 256 * 1024 * 1024;
+
 /// The API key. Its Debug and Display never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
@@ -58,6 +73,25 @@ pub struct WebSearch {
     pub max_rounds: u32,
 }
 
+/// What media fetches may reach and consume (README "What the plugin
+/// fetches and keeps").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Media {
+    /// Fetch from loopback, private, link-local... addresses too.
+    pub allow_private_networks: bool,
+    /// Non-public addresses allowed one by one (an internal image server).
+    pub allow_addresses: Vec<std::net::IpAddr>,
+    /// Put the reason a fetch failed in the error message (operators only:
+    /// it tells a caller which addresses answer).
+    pub debug_errors: bool,
+    /// Most http(s) media URLs in one request.
+    pub max_items: usize,
+    /// Most bytes inlined over all of a request's media.
+    pub max_total_bytes: u64,
+    /// One deadline for all of a request's fetches.
+    pub deadline: Duration,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub api_key: ApiKey,
@@ -73,6 +107,15 @@ pub struct Config {
     pub web_search: WebSearch,
     /// Largest request JSON `complete` accepts from the host.
     pub max_request_bytes: usize,
+    pub media: Media,
+    /// Most JSON values in one request (counted before parsing).
+    pub max_request_values: usize,
+    /// Most request bytes (plus a parse cost per value) the instance holds
+    /// at once, queued and running requests together.
+    pub max_inflight_request_bytes: usize,
+    /// Most bytes of text, reasoning and tool arguments one answer may
+    /// accumulate (all rounds together).
+    pub max_answer_bytes: usize,
 }
 
 /// The optional settings, as written in the JSON. Unknown fields are ignored.
@@ -90,6 +133,21 @@ struct Settings {
     today: Option<String>,
     web_search: WebSearchSettings,
     max_request_bytes: Option<usize>,
+    media: MediaSettings,
+    max_answer_bytes: Option<usize>,
+    max_request_values: Option<usize>,
+    max_inflight_request_bytes: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct MediaSettings {
+    allow_private_networks: Option<bool>,
+    allow_addresses: Vec<std::net::IpAddr>,
+    debug_errors: Option<bool>,
+    max_items: Option<usize>,
+    max_total_bytes: Option<u64>,
+    deadline_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -233,6 +291,22 @@ impl Config {
                 max_rounds: s.web_search.max_rounds.unwrap_or(5).max(1),
             },
             max_request_bytes: s.max_request_bytes.unwrap_or(110 * 1024 * 1024),
+            media: Media {
+                allow_private_networks: s.media.allow_private_networks.unwrap_or(false),
+                allow_addresses: s.media.allow_addresses,
+                debug_errors: s.media.debug_errors.unwrap_or(false),
+                max_items: s.media.max_items.unwrap_or(DEFAULT_MEDIA_MAX_ITEMS),
+                max_total_bytes: s
+                    .media
+                    .max_total_bytes
+                    .unwrap_or(DEFAULT_MEDIA_MAX_TOTAL_BYTES),
+                deadline: ms(s.media.deadline_ms, DEFAULT_MEDIA_DEADLINE_MS),
+            },
+            max_answer_bytes: s.max_answer_bytes.unwrap_or(DEFAULT_MAX_ANSWER_BYTES),
+            max_request_values: s.max_request_values.unwrap_or(DEFAULT_MAX_REQUEST_VALUES),
+            max_inflight_request_bytes: s
+                .max_inflight_request_bytes
+                .unwrap_or(DEFAULT_MAX_INFLIGHT_REQUEST_BYTES),
         })
     }
 }
@@ -297,6 +371,46 @@ mod tests {
             .unwrap_err()
             .message
             .contains("JSON object"));
+    }
+
+    #[test]
+    fn limits_on_what_callers_and_upstreams_can_cost() {
+        let c = Config::from_json(r#"{"apiKey":"k"}"#).unwrap();
+        assert_eq!(
+            c.media,
+            Media {
+                allow_private_networks: false,
+                allow_addresses: Vec::new(),
+                debug_errors: false,
+                max_items: 10,
+                max_total_bytes: 48 * 1024 * 1024,
+                deadline: Duration::from_secs(60),
+            }
+        );
+        assert_eq!(c.max_answer_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.max_request_values, 1_000_000);
+        assert_eq!(c.max_inflight_request_bytes, 256 * 1024 * 1024);
+        let c = Config::from_json(
+            r#"{"apiKey":"k","media":{"allow_private_networks":true,"allow_addresses":["10.0.0.5","::1"],
+                "debug_errors":true,"max_items":2,"max_total_bytes":5,"deadline_ms":7},
+                "max_answer_bytes":9,"max_request_values":11,"max_inflight_request_bytes":13}"#,
+        )
+        .unwrap();
+        assert!(c.media.allow_private_networks && c.media.debug_errors);
+        assert_eq!(c.media.allow_addresses.len(), 2);
+        assert_eq!((c.media.max_items, c.media.max_total_bytes), (2, 5));
+        assert_eq!(c.media.deadline, Duration::from_millis(7));
+        assert_eq!(
+            (
+                c.max_answer_bytes,
+                c.max_request_values,
+                c.max_inflight_request_bytes
+            ),
+            (9, 11, 13)
+        );
+        let err = Config::from_json(r#"{"apiKey":"k","media":{"allow_addresses":["nope"]}}"#)
+            .unwrap_err();
+        assert!(err.message.contains("'media'"), "{}", err.message);
     }
 
     #[test]

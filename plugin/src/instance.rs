@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use serde_json::{json, Value};
 
+use crate::admission::{self, Budget};
 use crate::cancel::{self, CancelToken};
 use crate::catalog::{self, ModelCard};
 use crate::client::Client;
@@ -106,6 +107,8 @@ pub struct Instance {
     client: Arc<Client>,
     pool: Pool,
     live: Mutex<Vec<Weak<RequestState>>>,
+    /// Request bytes held by queued and running requests (admission.rs).
+    inflight: Arc<Budget>,
 }
 
 impl Instance {
@@ -114,6 +117,7 @@ impl Instance {
         Ok(Instance {
             client: Arc::new(Client::new(&config)),
             pool: Pool::new(config.max_concurrency, config.max_queue),
+            inflight: Budget::new(config.max_inflight_request_bytes),
             config: Arc::new(config),
             live: Mutex::new(Vec::new()),
         })
@@ -177,6 +181,11 @@ impl Instance {
                 self.config.max_request_bytes
             )));
         }
+        // Before parsing: the parse tree's size is bounded, and the request
+        // holds its share of the instance's budget until its job ends.
+        let reservation = self
+            .inflight
+            .admit(request_json, self.config.max_request_values)?;
         let args: Value = serde_json::from_str(request_json).map_err(|e| {
             ProviderError::invalid_argument(format!(
                 "the request is not valid JSON (line {}, column {})",
@@ -188,8 +197,10 @@ impl Instance {
         let injected = injected_panic(&args);
         let job_state = state.clone();
         let (config, client) = (self.config.clone(), self.client.clone());
-        let job =
-            Box::new(move || run_job(&prepared, &config, &client, &job_state, callbacks, injected));
+        let job = Box::new(move || {
+            let _reservation: admission::Reservation = reservation;
+            run_job(&prepared, &config, &client, &job_state, callbacks, injected)
+        });
         // Registered under the same lock as the submission, so `shutdown`
         // (which closes the pool first) cancels every job that got in.
         let mut live = self.live.lock();

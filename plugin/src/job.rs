@@ -62,6 +62,12 @@ impl Answer {
     fn received_anything(&self) -> bool {
         !self.content.is_empty() || !self.reasoning.is_empty() || !self.tool_calls.is_empty()
     }
+
+    /// Bytes counted against `max_answer_bytes`.
+    fn bytes(&self) -> usize {
+        let arguments: usize = self.tool_calls.iter().map(|c| c.arguments.len()).sum();
+        self.content.len() + self.reasoning.len() + arguments
+    }
 }
 
 /// Runs a prepared request to its end. Parts go to `sink` as they arrive;
@@ -101,9 +107,10 @@ pub fn run(
         &mut answer,
         leftover,
     );
-    match outcome {
-        Ok(()) => {
-            let usage = metering::usage_json(&answer.usage, &bill(prepared, config, &answer));
+    // A bill that cannot be made (overflow) fails the request: never a wrong bill.
+    match outcome.and_then(|()| bill(prepared, config, &answer)) {
+        Ok(bill) => {
+            let usage = metering::usage_json(&answer.usage, &bill);
             if prepared.stream {
                 for call in &answer.tool_calls {
                     let input = call.input();
@@ -142,7 +149,9 @@ pub fn run(
             err.request_id = err.request_id.or_else(|| answer.request_id.clone());
             answer.request_id.clone_from(&err.request_id);
             let partial = answer.received_anything().then(|| {
-                let usage = metering::usage_json(&answer.usage, &bill(prepared, config, &answer));
+                let usage = bill(prepared, config, &answer)
+                    .map(|bill| metering::usage_json(&answer.usage, &bill))
+                    .unwrap_or(Value::Null);
                 result_json(prepared, &answer, usage, false)
             });
             Err(Failure::new(err, partial))
@@ -165,14 +174,22 @@ fn converse(
     leftover: &mut Option<Leftover>,
 ) -> Result<(), ProviderError> {
     let mut body = prepared.body.clone();
-    media::inline_all(&mut body, &prepared.remote_media, client, cancel, deadline)?;
+    media::inline_all(
+        &mut body,
+        &prepared.remote_media,
+        client,
+        cancel,
+        deadline,
+        &config.media,
+    )?;
     loop {
         // Finish the previous round's body so its connection serves this one.
         if let Some(previous) = leftover.take() {
             previous.drain();
         }
         answer.rounds += 1;
-        let mut turn = Turn::default();
+        // The answer's byte cap holds across all rounds together.
+        let mut turn = Turn::with_budget(config.max_answer_bytes.saturating_sub(answer.bytes()));
         let round = one_round(
             &body, prepared, config, client, cancel, deadline, &mut turn, guard,
         );
@@ -182,12 +199,11 @@ fn converse(
             _ if round.is_err() && !turn.received_anything() => None,
             _ => Some(estimate(&body, &turn, client, cancel, deadline)),
         };
-        if let Some(usage) = usage {
-            answer.usage.add(&usage);
-        }
+        let added = usage.map_or(Ok(()), |usage| answer.usage.add(&usage));
         let said = (turn.content.clone(), turn.reasoning.clone());
         answer.absorb(&mut turn);
         (answer.request_id, *leftover) = round?;
+        added?;
         if guard.stopped || cancel.is_cancelled() {
             return Err(ProviderError::cancelled());
         }
@@ -451,9 +467,10 @@ fn served_card(prepared: &Prepared, answer: &Answer) -> &'static ModelCard {
                     .get("max_completion_tokens")
                     .and_then(Value::as_u64)
                     .unwrap_or(0);
-                if let Some(tier) =
-                    catalog::auto_tier(prepared.card, answer.usage.prompt_tokens + max)
-                {
+                if let Some(tier) = catalog::auto_tier(
+                    prepared.card,
+                    answer.usage.prompt_tokens.saturating_add(max),
+                ) {
                     return tier;
                 }
             }
@@ -462,7 +479,11 @@ fn served_card(prepared: &Prepared, answer: &Answer) -> &'static ModelCard {
     }
 }
 
-fn bill(prepared: &Prepared, config: &Config, answer: &Answer) -> metering::Bill {
+fn bill(
+    prepared: &Prepared,
+    config: &Config,
+    answer: &Answer,
+) -> Result<metering::Bill, ProviderError> {
     metering::bill(
         served_card(prepared, answer),
         &answer.usage,
@@ -491,6 +512,8 @@ fn estimate(
             deadline,
         )
     };
+    // A tokenizer answer beyond belief is not a count to bill.
+    let asked = asked.filter(|&n| n <= metering::MAX_PLAUSIBLE_TOKENS);
     let prompt_tokens = asked.unwrap_or_else(|| metering::estimate_tokens(&messages.to_string()));
     let arguments: String = turn
         .tool_calls

@@ -8,6 +8,7 @@
 // Inside `ffi`, every unsafe operation sits in its own block with its reason.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
+mod admission;
 mod cancel;
 mod catalog;
 mod client;
@@ -22,6 +23,7 @@ mod media;
 mod messages;
 mod metering;
 mod pool;
+mod public_net;
 mod redact;
 mod thinking;
 mod tools;

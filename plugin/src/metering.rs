@@ -7,6 +7,31 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::catalog::ModelCard;
+use crate::error::{ErrorKind, ProviderError};
+
+/// Most tokens one response may report for any one count: 100 million,
+/// hundreds of times the largest context window. More is not a usage
+/// figure but a hostile or broken upstream, and is never billed.
+pub const MAX_PLAUSIBLE_TOKENS: u64 = 100_000_000;
+
+fn implausible(what: &str, value: u64) -> ProviderError {
+    ProviderError::new(
+        ErrorKind::Protocol,
+        format!(
+            "upstream reported {value} {what}, beyond any context window: the usage is not billed"
+        ),
+    )
+    .with_code("implausible_usage")
+}
+
+/// Money that does not fit in a u64 of microcents: never billed wrong.
+fn overflow() -> ProviderError {
+    ProviderError::new(
+        ErrorKind::Protocol,
+        "the usage is too large to bill (microcents overflow)",
+    )
+    .with_code("implausible_usage")
+}
 
 /// Puter's `source` for every cost row.
 pub const COST_SOURCE: &str = "driver:aiChat/moonshot";
@@ -31,13 +56,17 @@ impl Usage {
         self.prompt_tokens.saturating_sub(self.cached_tokens)
     }
 
-    /// Adds another round's usage (web-search loop).
-    pub fn add(&mut self, other: &Usage) {
-        self.prompt_tokens += other.prompt_tokens;
-        self.completion_tokens += other.completion_tokens;
-        self.cached_tokens += other.cached_tokens;
-        self.web_search_calls += other.web_search_calls;
-        self.estimated |= other.estimated;
+    /// Adds another round's usage (web-search loop); fails rather than wraps.
+    pub fn add(&mut self, other: &Usage) -> Result<(), ProviderError> {
+        let sum = |a: u64, b: u64| a.checked_add(b).ok_or_else(overflow);
+        *self = Usage {
+            prompt_tokens: sum(self.prompt_tokens, other.prompt_tokens)?,
+            completion_tokens: sum(self.completion_tokens, other.completion_tokens)?,
+            cached_tokens: sum(self.cached_tokens, other.cached_tokens)?,
+            web_search_calls: sum(self.web_search_calls, other.web_search_calls)?,
+            estimated: self.estimated || other.estimated,
+        };
+        Ok(())
     }
 }
 
@@ -63,20 +92,26 @@ pub struct PromptDetails {
 }
 
 impl WireUsage {
-    pub fn to_usage(self) -> Usage {
-        let prompt = self.prompt_tokens.unwrap_or(0);
-        let cached = self
-            .cached_tokens
-            .or(self.prompt_tokens_details.and_then(|d| d.cached_tokens))
-            .unwrap_or(0)
-            .min(prompt);
-        Usage {
+    /// The usage, or a protocol error when a count is beyond belief.
+    pub fn to_usage(self) -> Result<Usage, ProviderError> {
+        let checked = |what: &str, value: Option<u64>| match value.unwrap_or(0) {
+            n if n > MAX_PLAUSIBLE_TOKENS => Err(implausible(what, n)),
+            n => Ok(n),
+        };
+        let prompt = checked("prompt tokens", self.prompt_tokens)?;
+        let cached = checked(
+            "cached tokens",
+            self.cached_tokens
+                .or(self.prompt_tokens_details.and_then(|d| d.cached_tokens)),
+        )?
+        .min(prompt);
+        Ok(Usage {
             prompt_tokens: prompt,
-            completion_tokens: self.completion_tokens.unwrap_or(0),
+            completion_tokens: checked("completion tokens", self.completion_tokens)?,
             cached_tokens: cached,
             web_search_calls: 0,
             estimated: false,
-        }
+        })
     }
 }
 
@@ -103,44 +138,67 @@ fn usage_type(model: &str, kind: &str) -> String {
 
 const WEB_SEARCH_USAGE_TYPE: &str = "moonshot:web-search:calls";
 
+impl CostLine {
+    fn new(
+        usage_type: String,
+        units: u64,
+        ucents_per_unit: u64,
+    ) -> Result<CostLine, ProviderError> {
+        Ok(CostLine {
+            usage_type,
+            units,
+            ucents_per_unit,
+            ucents: units.checked_mul(ucents_per_unit).ok_or_else(overflow)?,
+        })
+    }
+}
+
 /// Prices `usage` at `card`'s rates. Cached tokens are billed at the cache
-/// price, or at the input price where the model has none.
-pub fn bill(card: &'static ModelCard, usage: &Usage, web_search_fee_ucents: u64) -> Bill {
+/// price, or at the input price where the model has none. Checked
+/// arithmetic: a bill that would overflow is an error, never a wrong sum.
+pub fn bill(
+    card: &'static ModelCard,
+    usage: &Usage,
+    web_search_fee_ucents: u64,
+) -> Result<Bill, ProviderError> {
     let price = card.price;
+    usage
+        .prompt_tokens
+        .checked_add(usage.completion_tokens)
+        .ok_or_else(overflow)?;
     let mut lines = vec![
-        CostLine {
-            usage_type: usage_type(card.id, "input-tokens"),
-            units: usage.uncached_prompt_tokens(),
-            ucents_per_unit: price.input,
-            ucents: usage.uncached_prompt_tokens() * price.input,
-        },
-        CostLine {
-            usage_type: usage_type(card.id, "cached-tokens"),
-            units: usage.cached_tokens,
-            ucents_per_unit: price.cached.unwrap_or(price.input),
-            ucents: usage.cached_tokens * price.cached.unwrap_or(price.input),
-        },
-        CostLine {
-            usage_type: usage_type(card.id, "output-tokens"),
-            units: usage.completion_tokens,
-            ucents_per_unit: price.output,
-            ucents: usage.completion_tokens * price.output,
-        },
+        CostLine::new(
+            usage_type(card.id, "input-tokens"),
+            usage.uncached_prompt_tokens(),
+            price.input,
+        )?,
+        CostLine::new(
+            usage_type(card.id, "cached-tokens"),
+            usage.cached_tokens,
+            price.cached.unwrap_or(price.input),
+        )?,
+        CostLine::new(
+            usage_type(card.id, "output-tokens"),
+            usage.completion_tokens,
+            price.output,
+        )?,
     ];
     if usage.web_search_calls > 0 {
-        lines.push(CostLine {
-            usage_type: WEB_SEARCH_USAGE_TYPE.to_string(),
-            units: usage.web_search_calls,
-            ucents_per_unit: web_search_fee_ucents,
-            ucents: usage.web_search_calls * web_search_fee_ucents,
-        });
+        lines.push(CostLine::new(
+            WEB_SEARCH_USAGE_TYPE.to_string(),
+            usage.web_search_calls,
+            web_search_fee_ucents,
+        )?);
     }
-    let total_ucents = lines.iter().map(|l| l.ucents).sum();
-    Bill {
+    let total_ucents = lines
+        .iter()
+        .try_fold(0u64, |sum, l| sum.checked_add(l.ucents))
+        .ok_or_else(overflow)?;
+    Ok(Bill {
         model: card.id,
         lines,
         total_ucents,
-    }
+    })
 }
 
 /// The usage object of results and of the stream's usage part: Puter's token
@@ -151,7 +209,8 @@ pub fn usage_json(usage: &Usage, bill: &Bill) -> Value {
         "completion_tokens": usage.completion_tokens,
         "cached_tokens": usage.cached_tokens,
         "uncached_prompt_tokens": usage.uncached_prompt_tokens(),
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+        // Cannot saturate: `bill` refused a usage whose sum overflows.
+        "total_tokens": usage.prompt_tokens.saturating_add(usage.completion_tokens),
         "web_search_calls": usage.web_search_calls,
         "estimated": usage.estimated,
         "cost": {
@@ -232,7 +291,10 @@ mod tests {
             ..Usage::default()
         };
         // 1,000,000 tokens x 95 ucents = 95,000,000 ucents = 95 cents = $0.95.
-        assert_eq!(bill(k26(), &usage, 500_000).total_ucents, 95_000_000);
+        assert_eq!(
+            bill(k26(), &usage, 500_000).unwrap().total_ucents,
+            95_000_000
+        );
     }
 
     #[test]
@@ -243,7 +305,7 @@ mod tests {
             completion_tokens: 500,
             ..Usage::default()
         };
-        let b = bill(k26(), &usage, 500_000);
+        let b = bill(k26(), &usage, 500_000).unwrap();
         // 2,000 x 95 + 8,000 x 16 + 500 x 400 = 190,000 + 128,000 + 200,000 = 518,000.
         assert_eq!(b.lines[0].ucents, 190_000);
         assert_eq!(b.lines[1].ucents, 128_000);
@@ -262,7 +324,7 @@ mod tests {
             ..Usage::default()
         };
         // 600 x 100 + 400 x 100 + 10 x 300 = 60,000 + 40,000 + 3,000.
-        assert_eq!(bill(v1, &usage, 0).total_ucents, 103_000);
+        assert_eq!(bill(v1, &usage, 0).unwrap().total_ucents, 103_000);
     }
 
     #[test]
@@ -273,7 +335,7 @@ mod tests {
             web_search_calls: 2,
             ..Usage::default()
         };
-        let b = bill(k26(), &usage, 500_000);
+        let b = bill(k26(), &usage, 500_000).unwrap();
         // 100 x 95 + 10 x 400 + 2 x 500,000 = 9,500 + 4,000 + 1,000,000.
         assert_eq!(b.total_ucents, 1_013_500);
         assert_eq!(b.lines[3].usage_type, "moonshot:web-search:calls");
@@ -285,17 +347,80 @@ mod tests {
             json!({"prompt_tokens":50,"completion_tokens":5,"cached_tokens":20}),
         )
         .unwrap();
-        assert_eq!(top.to_usage().cached_tokens, 20);
+        assert_eq!(top.to_usage().unwrap().cached_tokens, 20);
         let nested: WireUsage =
             serde_json::from_value(json!({"prompt_tokens":50,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":30}}))
                 .unwrap();
-        assert_eq!(nested.to_usage().cached_tokens, 30);
+        assert_eq!(nested.to_usage().unwrap().cached_tokens, 30);
         let nulls: WireUsage =
             serde_json::from_value(json!({"prompt_tokens":null,"cached_tokens":null})).unwrap();
-        assert_eq!(nulls.to_usage(), Usage::default());
+        assert_eq!(nulls.to_usage().unwrap(), Usage::default());
         let overclaimed: WireUsage =
             serde_json::from_value(json!({"prompt_tokens":5,"cached_tokens":9})).unwrap();
-        assert_eq!(overclaimed.to_usage().uncached_prompt_tokens(), 0);
+        assert_eq!(overclaimed.to_usage().unwrap().uncached_prompt_tokens(), 0);
+    }
+
+    #[test]
+    fn absurd_usage_is_refused_not_billed() {
+        // 2^62 completion tokens wrapped to a bill of 0 ucents.
+        let wire: WireUsage =
+            serde_json::from_value(json!({"prompt_tokens":1,"completion_tokens":1u64 << 62}))
+                .unwrap();
+        let err = wire.to_usage().unwrap_err();
+        assert_eq!(
+            (err.kind, err.code.as_str()),
+            (ErrorKind::Protocol, "implausible_usage")
+        );
+        for field in ["prompt_tokens", "cached_tokens"] {
+            let wire: WireUsage =
+                serde_json::from_value(json!({ field: MAX_PLAUSIBLE_TOKENS + 1 })).unwrap();
+            assert!(wire.to_usage().is_err(), "{field}");
+        }
+        let at_the_bound: WireUsage = serde_json::from_value(
+            json!({"prompt_tokens":MAX_PLAUSIBLE_TOKENS,"completion_tokens":MAX_PLAUSIBLE_TOKENS}),
+        )
+        .unwrap();
+        let usage = at_the_bound.to_usage().unwrap();
+        // 10^8 x 95 + 10^8 x 400: plain integers, no overflow.
+        assert_eq!(bill(k26(), &usage, 0).unwrap().total_ucents, 49_500_000_000);
+    }
+
+    #[test]
+    fn overflowing_arithmetic_is_an_error() {
+        let huge = Usage {
+            completion_tokens: 1 << 62,
+            ..Usage::default()
+        };
+        assert_eq!(bill(k26(), &huge, 0).unwrap_err().code, "implausible_usage");
+        let calls = Usage {
+            web_search_calls: 2,
+            ..Usage::default()
+        };
+        assert!(bill(k26(), &calls, u64::MAX / 2 + 1).is_err());
+        let lines = Usage {
+            prompt_tokens: u64::MAX / 95,
+            completion_tokens: u64::MAX / 400,
+            ..Usage::default()
+        };
+        assert!(
+            bill(k26(), &lines, 0).is_err(),
+            "the sum of the lines overflows"
+        );
+        let mut total = Usage {
+            prompt_tokens: u64::MAX,
+            ..Usage::default()
+        };
+        assert!(total
+            .add(&Usage {
+                prompt_tokens: 1,
+                ..Usage::default()
+            })
+            .is_err());
+        assert_eq!(
+            total.prompt_tokens,
+            u64::MAX,
+            "a failed add changes nothing"
+        );
     }
 
     #[test]

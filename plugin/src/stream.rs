@@ -6,12 +6,18 @@
 //! come and assembles tool calls by index, emitting them whole at the end.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::config::DEFAULT_MAX_ANSWER_BYTES;
 use crate::error::{ErrorKind, ProviderError};
 use crate::metering::{Usage, WireUsage};
+
+/// Most tool calls in one response. Models call a handful in parallel; a
+/// stream naming thousands of indices is hostile or broken.
+pub const MAX_TOOL_CALLS: usize = 256;
 
 /// What a part's consumer wants next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +84,11 @@ impl ToolCall {
 }
 
 /// One model response (one round of a web-search loop), as it accumulates.
-#[derive(Debug, Default)]
+///
+/// Bounded: text, reasoning and tool arguments together may not pass the
+/// turn's byte budget, nor the tool calls `MAX_TOOL_CALLS`; past either the
+/// chunk is refused with a protocol error and what came before is kept.
+#[derive(Debug)]
 pub struct Turn {
     pub content: String,
     pub reasoning: String,
@@ -92,6 +102,17 @@ pub struct Turn {
     pub stopped: bool,
     /// Non-stream answers with n > 1: choices after the first, as sent.
     pub extra_choices: Vec<Value>,
+    /// Bytes of text, reasoning and tool arguments this turn may still take.
+    budget: usize,
+    /// Tool-call index -> position in `tool_calls` (a linear search made
+    /// 100,000 indices cost 16.8 s of CPU).
+    slots: HashMap<usize, usize>,
+}
+
+impl Default for Turn {
+    fn default() -> Turn {
+        Turn::with_budget(DEFAULT_MAX_ANSWER_BYTES)
+    }
 }
 
 #[derive(Deserialize)]
@@ -166,7 +187,47 @@ fn malformed(what: &str, e: serde_json::Error) -> ProviderError {
     )
 }
 
+fn answer_too_large() -> ProviderError {
+    ProviderError::new(
+        ErrorKind::Protocol,
+        "the answer's text, reasoning and tool arguments passed the max_answer_bytes limit: the rest was not read",
+    )
+    .with_code("answer_too_large")
+}
+
+fn too_many_tool_calls() -> ProviderError {
+    ProviderError::new(
+        ErrorKind::Protocol,
+        format!("upstream sent more than {MAX_TOOL_CALLS} tool calls in one answer"),
+    )
+    .with_code("too_many_tool_calls")
+}
+
 impl Turn {
+    /// A turn that may accumulate at most `budget` bytes of text, reasoning
+    /// and tool arguments.
+    pub fn with_budget(budget: usize) -> Turn {
+        Turn {
+            content: String::new(),
+            reasoning: String::new(),
+            tool_calls: Vec::new(),
+            finish_reason: None,
+            model: None,
+            top_usage: None,
+            choice_usage: None,
+            stopped: false,
+            extra_choices: Vec::new(),
+            budget,
+            slots: HashMap::new(),
+        }
+    }
+
+    /// Takes `n` bytes from the budget, or refuses them.
+    fn spend(&mut self, n: usize) -> Result<(), ProviderError> {
+        self.budget = self.budget.checked_sub(n).ok_or_else(answer_too_large)?;
+        Ok(())
+    }
+
     /// Applies one stream chunk (an SSE data payload other than `[DONE]`).
     pub fn apply_chunk(
         &mut self,
@@ -182,8 +243,7 @@ impl Turn {
             return Err(ProviderError::new(ErrorKind::Upstream, message.to_string())
                 .with_code(error.kind.as_deref().unwrap_or("stream_error").to_string()));
         }
-        self.apply(chunk, sink, true);
-        Ok(())
+        self.apply(chunk, sink, true)
     }
 
     /// Applies a whole non-stream chat.completion; emits no parts.
@@ -196,7 +256,7 @@ impl Turn {
             ));
         }
         let several = chunk.choices.as_ref().is_some_and(|c| c.len() > 1);
-        self.apply(chunk, &mut NoParts, false);
+        self.apply(chunk, &mut NoParts, false)?;
         if several {
             // Rare (n > 1): keep the other choices as Moonshot sent them.
             let whole: Value =
@@ -212,14 +272,19 @@ impl Turn {
         Ok(())
     }
 
-    fn apply(&mut self, chunk: Chunk, sink: &mut dyn PartSink, streaming: bool) {
+    fn apply(
+        &mut self,
+        chunk: Chunk,
+        sink: &mut dyn PartSink,
+        streaming: bool,
+    ) -> Result<(), ProviderError> {
         if let Some(model) = chunk.model {
             if self.model.as_deref() != Some(&model) {
                 self.model = Some(model.into_owned());
             }
         }
         if let Some(usage) = chunk.usage {
-            self.top_usage = Some(usage.to_usage());
+            self.top_usage = Some(usage.to_usage()?);
         }
         // Only the first choice is followed (n > 1 is not streamed).
         for choice in chunk
@@ -229,24 +294,31 @@ impl Turn {
             .filter(|c| c.index.unwrap_or(0) == 0)
         {
             if let Some(delta) = choice.delta.or(choice.message) {
-                self.apply_delta(delta, sink, streaming);
+                self.apply_delta(delta, sink, streaming)?;
             }
             if let Some(reason) = choice.finish_reason {
                 self.finish_reason = Some(reason.into_owned());
             }
             if let Some(usage) = choice.usage {
-                self.choice_usage = Some(usage.to_usage());
+                self.choice_usage = Some(usage.to_usage()?);
             }
         }
+        Ok(())
     }
 
-    fn apply_delta(&mut self, delta: Delta, sink: &mut dyn PartSink, streaming: bool) {
+    fn apply_delta(
+        &mut self,
+        delta: Delta,
+        sink: &mut dyn PartSink,
+        streaming: bool,
+    ) -> Result<(), ProviderError> {
         // After a STOP nothing more is delivered, so nothing more is kept:
         // the partial result is exactly what the host received.
         if self.stopped {
-            return;
+            return Ok(());
         }
         if let Some(reasoning) = delta.reasoning_content.filter(|r| !r.is_empty()) {
+            self.spend(reasoning.len())?;
             self.reasoning.push_str(&reasoning);
             if streaming {
                 self.emit(
@@ -258,6 +330,7 @@ impl Turn {
             }
         }
         if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+            self.spend(text.len())?;
             self.content.push_str(&text);
             if streaming {
                 self.emit(sink, &Part::Text { text: &text });
@@ -265,17 +338,26 @@ impl Turn {
         }
         for (position, call) in delta.tool_calls.into_iter().flatten().enumerate() {
             let index = call.index.unwrap_or(position);
-            let slot = match self.tool_calls.iter().position(|c| c.index == index) {
-                Some(i) => &mut self.tool_calls[i],
-                None => {
-                    self.tool_calls.push(ToolCall {
-                        index,
-                        kind: "function".into(),
-                        ..ToolCall::default()
-                    });
-                    self.tool_calls.last_mut().expect("just pushed")
+            let added = call
+                .function
+                .as_ref()
+                .and_then(|f| f.arguments.as_ref())
+                .map_or(0, |a| a.len());
+            self.spend(added)?;
+            let next = self.tool_calls.len();
+            let at = *self.slots.entry(index).or_insert(next);
+            if at == next {
+                if next >= MAX_TOOL_CALLS {
+                    self.slots.remove(&index);
+                    return Err(too_many_tool_calls());
                 }
-            };
+                self.tool_calls.push(ToolCall {
+                    index,
+                    kind: "function".into(),
+                    ..ToolCall::default()
+                });
+            }
+            let slot = &mut self.tool_calls[at];
             if let Some(id) = call.id.filter(|id| !id.is_empty()) {
                 slot.id = id.into_owned();
             }
@@ -291,6 +373,13 @@ impl Turn {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Bytes of text, reasoning and tool arguments received so far.
+    pub fn received_bytes(&self) -> usize {
+        let arguments: usize = self.tool_calls.iter().map(|c| c.arguments.len()).sum();
+        self.content.len() + self.reasoning.len() + arguments
     }
 
     fn emit(&mut self, sink: &mut dyn PartSink, part: &Part) {
@@ -463,6 +552,92 @@ mod tests {
         )
         .unwrap();
         assert_eq!(turn.content, "ab");
+    }
+
+    #[test]
+    fn the_byte_budget_covers_text_reasoning_and_tool_arguments() {
+        let mut turn = Turn::with_budget(10);
+        let mut sink = Collect::default();
+        turn.apply_chunk(
+            r#"{"choices":[{"index":0,"delta":{"reasoning_content":"abc","content":"def"}}]}"#,
+            &mut sink,
+        )
+        .unwrap();
+        turn.apply_chunk(
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{}"}}]}}]}"#,
+            &mut sink,
+        )
+        .unwrap();
+        let err = turn
+            .apply_chunk(
+                r#"{"choices":[{"index":0,"delta":{"content":"ghi"}}]}"#,
+                &mut sink,
+            )
+            .unwrap_err();
+        assert_eq!(
+            (err.kind, err.code.as_str()),
+            (ErrorKind::Protocol, "answer_too_large")
+        );
+        // What passed the budget was neither kept nor sent.
+        assert_eq!(
+            (turn.reasoning.as_str(), turn.content.as_str()),
+            ("abc", "def")
+        );
+        assert_eq!(sink.0.len(), 2);
+        assert_eq!(turn.received_bytes(), 8);
+        let err = turn
+            .apply_chunk(
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"123"}}]}}]}"#,
+                &mut sink,
+            )
+            .unwrap_err();
+        assert_eq!(err.code, "answer_too_large");
+        assert_eq!(turn.tool_calls[0].arguments, "{}");
+    }
+
+    #[test]
+    fn tool_calls_are_bounded_and_found_by_index() {
+        let mut turn = Turn::default();
+        let mut sink = Collect::default();
+        let call = |i: usize| {
+            format!(
+                r#"{{"choices":[{{"index":0,"delta":{{"tool_calls":[{{"index":{i},"function":{{"arguments":"{i},"}}}}]}}}}]}}"#
+            )
+        };
+        // Indices in any order, each seen twice: one call per index.
+        for i in (0..MAX_TOOL_CALLS).rev().chain(0..MAX_TOOL_CALLS) {
+            turn.apply_chunk(&call(i * 1000), &mut sink).unwrap();
+        }
+        assert_eq!(turn.tool_calls.len(), MAX_TOOL_CALLS);
+        assert_eq!(turn.tool_calls[0].index, (MAX_TOOL_CALLS - 1) * 1000);
+        assert_eq!(
+            turn.tool_calls[5].arguments,
+            format!("{0},{0},", (MAX_TOOL_CALLS - 6) * 1000)
+        );
+        let err = turn.apply_chunk(&call(usize::MAX), &mut sink).unwrap_err();
+        assert_eq!(
+            (err.kind, err.code.as_str()),
+            (ErrorKind::Protocol, "too_many_tool_calls")
+        );
+        assert_eq!(turn.tool_calls.len(), MAX_TOOL_CALLS);
+        // A known index still takes more arguments.
+        turn.apply_chunk(&call(0), &mut sink).unwrap();
+    }
+
+    #[test]
+    fn absurd_usage_is_refused_and_not_kept() {
+        let mut turn = Turn::default();
+        let err = turn
+            .apply_chunk(
+                r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":4611686018427387904}}"#,
+                &mut Collect::default(),
+            )
+            .unwrap_err();
+        assert_eq!(
+            (err.kind, err.code.as_str()),
+            (ErrorKind::Protocol, "implausible_usage")
+        );
+        assert_eq!(turn.usage(), None);
     }
 
     #[test]

@@ -85,7 +85,8 @@ fn serve_once(content_type: &'static str, body: Vec<u8>) -> String {
 fn http_images_are_fetched_and_inlined() {
     let url = serve_once("image/png", b"\x89PNG-bytes".to_vec());
     let sim = Simulator::start().unwrap();
-    let inst = instance(&sim, json!({}));
+    // The test server is on loopback, which media fetches refuse by default.
+    let inst = instance(&sim, json!({"media":{"allow_private_networks":true}}));
     let out = run(
         &inst,
         &json!({"model":"kimi-k3","messages":[{"content":[{"text":"Describe"},{"image_url":url}]}]}),
@@ -105,7 +106,11 @@ fn http_images_are_fetched_and_inlined() {
 fn a_fetched_file_of_the_wrong_type_is_a_clear_error() {
     let url = serve_once("text/html", b"<html>not an image</html>".to_vec());
     let sim = Simulator::start().unwrap();
-    let inst = instance(&sim, json!({}));
+    // The reason reaches the caller only when the operator asks for it.
+    let inst = instance(
+        &sim,
+        json!({"media":{"allow_private_networks":true,"debug_errors":true}}),
+    );
     let out = run(
         &inst,
         &json!({"model":"kimi-k3","messages":[{"content":[{"image_url":url}]}]}),
@@ -115,7 +120,7 @@ fn a_fetched_file_of_the_wrong_type_is_a_clear_error() {
     assert!(out.result["message"]
         .as_str()
         .unwrap()
-        .contains("content type text/html is not a supported image type"));
+        .contains("content type \"text/html\" is not a supported image type"));
     assert!(sim.chat_bodies().is_empty(), "nothing was sent to Moonshot");
 }
 

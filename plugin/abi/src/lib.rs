@@ -84,8 +84,10 @@ pub const MOONSHOT_PENDING: MoonshotStatus = 1;
 pub const MOONSHOT_ERR_INVALID_ARGUMENT: MoonshotStatus = 2;
 /// The request breaks one of Moonshot's rules; refused before anything was
 /// sent. Codes: `invalid_request`; `media_fetch_failed` (an http(s) image or
-/// video the plugin had to fetch and inline could not be had; comes through
-/// `on_done`, still before anything was sent to Moonshot).
+/// video the plugin had to fetch and inline could not be had, or its address
+/// is not public: one text for every cause; comes through `on_done`, still
+/// before anything was sent to Moonshot); `too_many_media_urls` (more http(s)
+/// media items than config `media.max_items`).
 pub const MOONSHOT_ERR_INVALID_REQUEST: MoonshotStatus = 3;
 /// The model is not in the catalog. Code: `unknown_model`.
 pub const MOONSHOT_ERR_UNKNOWN_MODEL: MoonshotStatus = 4;
@@ -100,7 +102,11 @@ pub const MOONSHOT_ERR_MODEL_RETIRED: MoonshotStatus = 5;
 pub const MOONSHOT_ERR_UPSTREAM: MoonshotStatus = 6;
 /// Moonshot's answer could not be understood (malformed JSON or stream).
 /// Codes: `protocol_error`; `response_too_large` (an answer larger than the
-/// plugin accepts).
+/// plugin accepts); `answer_too_large` (a streamed answer's text, reasoning
+/// and tool arguments passed config `max_answer_bytes`; `partial` keeps what
+/// came); `too_many_tool_calls` (more tool calls in one answer than the
+/// plugin assembles); `implausible_usage` (token counts beyond any context
+/// window, or a bill that would overflow: never billed as sent).
 pub const MOONSHOT_ERR_PROTOCOL: MoonshotStatus = 7;
 /// The connection failed or was cut. Codes: `transport_error`; `stream_cut`
 /// (the stream ended before Moonshot's `[DONE]`: the answer is incomplete).
