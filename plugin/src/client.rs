@@ -13,8 +13,8 @@ use ureq::{Agent, Body, Timeout};
 use crate::cancel::{CancelToken, CancellableTcpConnector, FirstByteConnector};
 use crate::config::{ApiKey, Config, Retries, Timeouts};
 use crate::error::{ErrorKind, ProviderError};
-use crate::redact;
 use crate::public_net::PublicOnlyConnector;
+use crate::redact;
 
 /// Largest error or non-stream body we read (a JSON completion is far smaller).
 const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
