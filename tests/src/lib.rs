@@ -7,3 +7,4 @@ pub mod fuzz_checks;
 pub mod harness;
 pub mod header;
 pub mod plugin;
+pub mod serve;
