@@ -37,13 +37,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::args::Options;
 
 mod access;
+mod body;
 mod driver;
 mod http;
 mod relay;
 mod stalled_write;
 
 use access::Policy;
-use http::{Body, BodyError, Headers};
+use body::{BodyError, Budget};
+use http::{Body, Headers};
 
 /// Connections served at once; more are answered 503 straight away.
 const MAX_CONNECTIONS: usize = 256;
@@ -57,6 +59,9 @@ const MAX_HEAD: usize = 64 * 1024;
 /// the client has to send all of it once its head is accepted.
 const MAX_BODY: usize = 64 * 1024 * 1024;
 const BODY_DEADLINE: Duration = Duration::from_secs(30);
+/// Body bytes all connections may hold at once: three bodies of the
+/// largest size. More at once get 503 instead of the memory.
+const BODY_BUDGET: usize = 3 * MAX_BODY;
 /// How long one write to the client may stay blocked (it stopped reading).
 const WRITE_STALL: Duration = Duration::from_secs(60);
 /// The variable that can carry `--auth-token`, out of sight of `ps`.
@@ -66,6 +71,7 @@ const TOKEN_VARIABLE: &str = "MOONSHOT_SERVE_TOKEN";
 struct Shared {
     registry: Registry,
     policy: Policy,
+    bodies: Budget,
 }
 
 /// Serves until the process is stopped. Prints the bound URL alone on one
@@ -103,7 +109,11 @@ pub fn run(registry: Registry, port: u16, options: &Options) -> Result<ExitCode,
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "http://{addr}").and_then(|()| stdout.flush());
 
-    let shared = Arc::new(Shared { registry, policy });
+    let shared = Arc::new(Shared {
+        registry,
+        policy,
+        bodies: Budget::new(BODY_BUDGET),
+    });
     runtime.block_on(accept(listener, shared));
     Ok(ExitCode::SUCCESS)
 }
@@ -230,14 +240,19 @@ async fn respond(request: Request<Incoming>, shared: &Shared) -> (Response<Body>
             if bearer.is_some() && !shared.policy.accepts_token(bearer.as_deref()) {
                 return (token_refused(&headers, true), "wrong token".into());
             }
-            let body = match http::read_body(request.into_body(), MAX_BODY, BODY_DEADLINE).await {
+            let body = request.into_body();
+            let body = match body::read_body(body, MAX_BODY, BODY_DEADLINE, &shared.bodies).await {
                 Ok(body) => body,
                 Err(e) => return done(body_refused(e, &headers)),
             };
-            if bearer.is_none() && !shared.policy.accepts_token(body_token(&body).as_deref()) {
+            if bearer.is_none()
+                && !shared
+                    .policy
+                    .accepts_token(body_token(&body.bytes).as_deref())
+            {
                 return (token_refused(&headers, false), "no token".into());
             }
-            driver::call(&body, &shared.registry, &headers).await
+            driver::call(body, &shared.registry, &headers).await
         }
         ("GET", "/puterai/chat/models/details") => {
             let body = json!({"models": driver::models(&shared.registry)});
@@ -277,6 +292,10 @@ fn body_refused(error: BodyError, headers: &Headers) -> Response<Body> {
             format!("the request body took over {} s", BODY_DEADLINE.as_secs()),
         ),
         BodyError::Broken => (400, "the request body is malformed or was cut off".into()),
+        BodyError::Busy => {
+            let message = "too many large requests at once; try again";
+            return refuse(503, "too_many_requests", message, headers, true);
+        }
     };
     refuse(status, "bad_request", &message, headers, true)
 }

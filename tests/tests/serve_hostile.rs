@@ -239,6 +239,49 @@ fn host_and_origin_are_refused_before_any_body_byte_is_read() {
     );
 }
 
+#[test]
+fn large_uploads_at_once_share_a_bounded_budget() {
+    let sim = Simulator::start().unwrap();
+    let serve = serve_with(&sim, &[]);
+    // Five allowed callers each send 60 MiB (under the 64 MiB limit) and
+    // hold back the last byte until all five are that far.
+    let length = 60 * MIB;
+    let callers = 5;
+    let all_sent = std::sync::Arc::new(std::sync::Barrier::new(callers));
+    let uploads: Vec<_> = (0..callers)
+        .map(|_| {
+            let mut stream = serve.connect(Duration::from_secs(10));
+            let head = format!(
+                "POST /drivers/call HTTP/1.1\r\nHost: {}\r\nContent-Length: {length}\r\n\r\n",
+                serve.addr
+            );
+            let all_sent = all_sent.clone();
+            thread::spawn(move || {
+                stream.write_all(head.as_bytes()).unwrap();
+                let mut reader = stream.try_clone().unwrap();
+                let answer =
+                    thread::spawn(move || read_for(&mut reader, Duration::from_secs(30)).0);
+                push_zeros(&mut stream, length - 1);
+                all_sent.wait();
+                let _ = stream.write_all(b"0");
+                answer.join().unwrap()
+            })
+        })
+        .collect();
+    let statuses: Vec<Option<u16>> = uploads
+        .into_iter()
+        .map(|u| status_of(&u.join().unwrap()).ok())
+        .collect();
+    let peak = report("5 uploads of 60 MiB at once", &serve);
+    assert!(
+        statuses.contains(&Some(503)),
+        "every upload was taken at once: {statuses:?}"
+    );
+    // Zeros are no JSON: the uploads that fit are read, then refused.
+    assert!(statuses.contains(&Some(400)), "{statuses:?}");
+    assert!(peak < 260, "peak RSS {peak} MiB; statuses {statuses:?}");
+}
+
 /// A hand-made upstream that reads one request, answers nothing, and
 /// reports when the plugin's connection closes.
 fn silent_upstream() -> (String, mpsc::Receiver<&'static str>, thread::JoinHandle<()>) {

@@ -12,6 +12,7 @@ use hyper::Response;
 use moonshot_abi as abi;
 use serde_json::{json, Map, Value};
 
+use super::body::ReadBody;
 use super::http::{self, Body, Headers};
 use super::relay::{Inflight, NdjsonLines};
 
@@ -227,8 +228,15 @@ pub fn send(answer: &Answer, headers: &Headers) -> Response<Body> {
 }
 
 /// Answers one `/drivers/call`; the note says what it was, for the log.
-pub async fn call(body: &[u8], registry: &Registry, headers: &Headers) -> (Response<Body>, String) {
-    match parse_call(body) {
+/// The body (and its share of the body budget) goes once it is parsed.
+pub async fn call(
+    body: ReadBody,
+    registry: &Registry,
+    headers: &Headers,
+) -> (Response<Body>, String) {
+    let call = parse_call(&body.bytes);
+    drop(body);
+    match call {
         Err(answer) => (send(&answer, headers), "refused".into()),
         Ok(Call::Models) => (
             send(&Answer::ok(models(registry)), headers),

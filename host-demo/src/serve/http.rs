@@ -1,13 +1,10 @@
-//! The HTTP side of serve on hyper: answers (JSON with a length, an empty
-//! preflight answer, an NDJSON stream) and reading a request body within a
-//! size and a time limit.
+//! The answers serve sends through hyper: JSON with a length, an empty
+//! preflight answer, an NDJSON stream.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::{Body as _, Incoming};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 
@@ -84,36 +81,6 @@ pub fn line(json: &str) -> Bytes {
     line.extend_from_slice(json.as_bytes());
     line.push(b'\n');
     Bytes::from(line)
-}
-
-/// Why a request body was not read.
-#[derive(Debug, PartialEq)]
-pub enum BodyError {
-    /// Longer than the limit (whatever its transfer encoding).
-    TooLarge,
-    /// Not all there before the deadline.
-    TooSlow,
-    /// Malformed framing, or the client went away.
-    Broken,
-}
-
-/// The whole body, refused as soon as it passes `limit` bytes: a declared
-/// length over it before a byte is read, a chunked one as the chunks come.
-pub async fn read_body(
-    body: Incoming,
-    limit: usize,
-    deadline: Duration,
-) -> Result<Bytes, BodyError> {
-    if body.size_hint().lower() > limit as u64 {
-        return Err(BodyError::TooLarge);
-    }
-    let collected = tokio::time::timeout(deadline, Limited::new(body, limit).collect()).await;
-    match collected {
-        Err(_) => Err(BodyError::TooSlow),
-        Ok(Ok(body)) => Ok(body.to_bytes()),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyError::TooLarge),
-        Ok(Err(_)) => Err(BodyError::Broken),
-    }
 }
 
 #[cfg(test)]
