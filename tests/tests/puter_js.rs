@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use moonshot_simulator::{Reply, ReplySpec, Simulator, ToolCallSpec, UsageSpec};
 use moonshot_tests::harness::{TEST_KEY, TODAY};
 use moonshot_tests::plugin::plugin_path;
-use moonshot_tests::serve::{host_demo_exe, raw_http};
+use moonshot_tests::serve::{host_demo_exe, raw_http, Serve};
 use serde_json::{json, Value};
 
 /// The checks e2e.js runs, in its order.
@@ -268,6 +268,56 @@ fn puter_js_chats_through_host_demo_serve() {
         serve_log.text()
     );
     drop(serve);
+}
+
+/// `serve --auth-token`: puter.js is refused (403, not the 401 that would
+/// start its sign-in) until `puter.setAuthToken`, then chats, streamed or
+/// not, with the token it sends in every driver call.
+#[test]
+fn puter_js_set_auth_token_carries_the_serve_token() {
+    let js = js_dir();
+    ensure_js_deps(&js);
+    let sim = Simulator::start().expect("start the simulator");
+    let config = json!({"providers": {"moonshot": {"apiKey": TEST_KEY, "base_url": sim.base_url(), "today": TODAY}}});
+    let token = "serve-token-7c1e";
+    let serve = Serve::start(
+        &config,
+        &[
+            "--allow-origin",
+            "https://puter.work",
+            "--auth-token",
+            token,
+        ],
+        &[],
+    );
+    let out = Command::new("node")
+        .arg("token.js")
+        .current_dir(&js)
+        .env("PUTER_E2E_ORIGIN", format!("http://{}", serve.addr))
+        .env("PUTER_E2E_TOKEN", token)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run node token.js");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let outcome: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "token.js printed no outcome:\n{stdout}\n{}\nserve's log:\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                serve.log()
+            )
+        });
+    assert_eq!(
+        outcome["without"]["error"]["code"], "forbidden",
+        "{outcome}"
+    );
+    assert_eq!(outcome["without"]["error"]["status"], 403, "{outcome}");
+    let said = outcome["with"].as_str().unwrap_or_default();
+    assert!(!said.is_empty(), "{outcome}\n{}", serve.log());
+    assert_eq!(outcome["streamed"].as_str(), Some(said), "{outcome}");
 }
 
 struct Outcome {
