@@ -32,7 +32,6 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::args::Options;
 
@@ -41,13 +40,16 @@ mod body;
 mod driver;
 mod http;
 mod relay;
+mod slots;
 mod stalled_write;
 
 use access::Policy;
 use body::{BodyError, Budget};
 use http::{Body, Headers};
+use slots::{Slot, Slots};
 
-/// Connections served at once; more are answered 503 straight away.
+/// Connections served at once. A newcomer beyond takes the place of one
+/// waiting for a request head; when all are in requests it gets a 503.
 const MAX_CONNECTIONS: usize = 256;
 /// Time a client has for a whole request head, counted from when the
 /// connection (or its previous answer) is ready for one: slow or idle
@@ -119,7 +121,7 @@ pub fn run(registry: Registry, port: u16, options: &Options) -> Result<ExitCode,
 }
 
 async fn accept(listener: TcpListener, shared: Arc<Shared>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Slots::new(MAX_CONNECTIONS);
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -129,12 +131,13 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        match slots.clone().try_acquire_owned() {
-            Ok(slot) => {
-                tokio::spawn(serve_connection(stream, shared.clone(), slot));
+        let (slots, shared) = (slots.clone(), shared.clone());
+        tokio::spawn(async move {
+            match slots.take().await {
+                Some(slot) => serve_connection(stream, shared, slot).await,
+                None => refuse_busy(stream),
             }
-            Err(_) => refuse_busy(stream),
-        }
+        });
     }
 }
 
@@ -150,12 +153,19 @@ fn refuse_busy(stream: TcpStream) {
     let _ = stream.try_write(message.as_bytes());
 }
 
-async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, _slot: OwnedSemaphorePermit) {
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, slot: Slot) {
     let _ = stream.set_nodelay(true);
     let io = TokioIo::new(stalled_write::WriteDeadline::new(stream, WRITE_STALL));
+    let conn = slot.conn.clone();
     let service = service_fn(move |request| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(request, &shared).await) }
+        // From the head's arrival to the answer's last byte, the
+        // connection is in a request and is not evicted.
+        let in_request = conn.request();
+        async move {
+            let response = handle(request, &shared).await;
+            Ok::<_, Infallible>(response.map(|body| http::Guarded::boxed(body, in_request)))
+        }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -163,9 +173,20 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, _slot: OwnedSe
         .max_buf_size(MAX_HEAD)
         .title_case_headers(true)
         .serve_connection(io, service);
-    // Ends when the client closes, the head deadline passes, or a write
-    // stalls; whatever was in flight is dropped, which cancels it.
-    let _ = connection.await;
+    tokio::pin!(connection);
+    // Ends when the client closes, the head deadline passes, a write
+    // stalls, or a newcomer needs the place while this one waits for a
+    // head; whatever was in flight is dropped, which cancels it.
+    loop {
+        tokio::select! {
+            _ = connection.as_mut() => break,
+            () = slot.conn.evicted.notified() => {
+                if !slot.conn.in_request() {
+                    break;
+                }
+            }
+        }
+    }
 }
 
 async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Body> {

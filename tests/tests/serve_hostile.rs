@@ -19,6 +19,8 @@ use serde_json::{json, Value};
 const MIB: usize = 1024 * 1024;
 /// serve's body limit.
 const BODY_LIMIT: usize = 64 * MIB;
+/// serve's connection bound.
+const MAX_CONNECTIONS: usize = 256;
 /// serve's deadline for a whole request head.
 const HEAD_DEADLINE: Duration = Duration::from_secs(10);
 /// How soon a vanished client's plugin request must be cancelled.
@@ -142,33 +144,41 @@ fn a_chunked_body_with_a_huge_chunk_size_is_refused_at_the_limit() {
 fn slow_heads_are_cut_off_and_cannot_lock_others_out() {
     let sim = Simulator::start().unwrap();
     let serve = serve_with(&sim, &[]);
-    // The slowloris of the issue: 64 connections that each send a head a
-    // byte at a time and never finish it.
-    let mut slow: Vec<Option<TcpStream>> = (0..64)
+    // The slowloris of the issue, beyond serve's connection bound:
+    // connections that send a head a byte at a time and never finish it.
+    let mut slow: Vec<Option<TcpStream>> = (0..MAX_CONNECTIONS + 44)
         .map(|_| {
-            let mut s = serve.connect(Duration::from_millis(5));
+            let mut s = serve.connect(Duration::from_secs(5));
             s.write_all(b"POST /drivers/call HTTP/1.1\r\nX-Slow: ")
                 .unwrap();
+            s.set_nonblocking(true).unwrap();
             Some(s)
         })
         .collect();
     // Meanwhile an honest client is served.
+    let asked = Instant::now();
     let (status, answer) = serve
         .raw(&format!(
             "GET /puterai/chat/models/details HTTP/1.1\r\nHost: {}\r\n\r\n",
             serve.addr
         ))
         .unwrap();
+    let waited = asked.elapsed();
     assert_eq!(
-        status, 200,
-        "an honest client while 64 heads trickle in:\n{answer}"
+        status,
+        200,
+        "an honest client while {} heads trickle in:\n{answer}",
+        slow.len()
+    );
+    assert!(
+        waited < Duration::from_secs(3),
+        "the honest client waited {waited:?}"
     );
 
     // Each slow connection is closed once its head is overdue, however
     // regularly it sends.
     let started = Instant::now();
     let give_up = HEAD_DEADLINE + Duration::from_secs(5);
-    let mut closed_after = Vec::new();
     while slow.iter().any(Option::is_some) && started.elapsed() < give_up {
         for entry in slow.iter_mut() {
             let Some(stream) = entry else { continue };
@@ -176,27 +186,23 @@ fn slow_heads_are_cut_off_and_cannot_lock_others_out() {
             let ended = match stream.read(&mut buffer) {
                 Ok(0) => true,
                 Ok(_) => false,
-                Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+                Err(e) => e.kind() != ErrorKind::WouldBlock,
             };
-            if ended || stream.write_all(b"x").is_err() {
-                closed_after.push(started.elapsed());
+            let write_failed =
+                matches!(stream.write(b"x"), Err(e) if e.kind() != ErrorKind::WouldBlock);
+            if ended || write_failed {
                 *entry = None;
             }
         }
         thread::sleep(Duration::from_millis(500));
     }
-    report("64 slow heads", &serve);
+    report("300 slow heads", &serve);
     let open = slow.iter().filter(|s| s.is_some()).count();
     assert_eq!(
         open,
         0,
         "{open} slow heads still open after {:?}",
         started.elapsed()
-    );
-    let last = closed_after.iter().max().unwrap();
-    assert!(
-        *last < give_up,
-        "the last slow head was closed after {last:?}"
     );
 }
 

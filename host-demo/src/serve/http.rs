@@ -83,6 +83,43 @@ pub fn line(json: &str) -> Bytes {
     Bytes::from(line)
 }
 
+/// An answer's body that holds something (the connection's in-request
+/// mark) until hyper is done with it: written to the end, or dropped.
+pub struct Guarded<G> {
+    body: Body,
+    _guard: G,
+}
+
+impl<G: Send + Unpin + 'static> Guarded<G> {
+    pub fn boxed(body: Body, guard: G) -> Body {
+        Guarded {
+            body,
+            _guard: guard,
+        }
+        .boxed_unsync()
+    }
+}
+
+impl<G: Unpin> hyper::body::Body for Guarded<G> {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
