@@ -90,6 +90,7 @@ impl Drop for Inflight {
     fn drop(&mut self) {
         if !self.finished {
             (self.cancel)();
+            eprintln!("host-demo: the client went away: its request is cancelled");
         }
     }
 }
