@@ -74,7 +74,7 @@ hostile-rss:
 # `make js-deps` installs tests/js's locked npm packages, which the
 # puter.js end-to-end test (part of `make test`) needs.
 serve:
-	$(CARGO) run -q -p host-demo -- serve
+	$(CARGO) run -q -p host-demo -- serve $(SERVE_ARGS)
 
 js-deps:
 	@if [ ! -f tests/js/node_modules/.package-lock.json ] || \

@@ -38,12 +38,17 @@ chat options:
 
 serve options:
   --port P         port on 127.0.0.1 (default 4100, Puter's local API port; 0 picks a free one)
+  --allow-origin O also answer pages from origin O, e.g. https://app.example (repeatable;
+                   loopback pages are always allowed; puter.js under Node sends https://puter.work)
+  --auth-token T   answer only driver calls carrying token T (puter.setAuthToken(T));
+                   the environment variable MOONSHOT_SERVE_TOKEN does the same
 
 global options:
   --config FILE    Puter-style config: {\"providers\":{\"moonshot\":{\"apiKey\":\"...\"}}}
   --library PATH   the provider library (default: the one built beside host-demo)
 
-environment: MOONSHOT_API_KEY (used when the config has no key), MOONSHOT_BASE_URL.
+environment: MOONSHOT_API_KEY (used when the config has no key), MOONSHOT_BASE_URL,
+MOONSHOT_SERVE_TOKEN (serve's --auth-token).
 Without any key, host-demo answers from the offline simulator.";
 
 /// Where `serve` listens unless told: the port of Puter's own local API.
@@ -94,6 +99,10 @@ pub struct Options {
     pub stream: bool,
     pub output: Output,
     pub port: Option<u16>,
+    /// serve: origins allowed besides loopback pages.
+    pub allow_origins: Vec<String>,
+    /// serve: the token driver calls must carry.
+    pub auth_token: Option<String>,
     pub config: Option<PathBuf>,
     pub library: Option<PathBuf>,
 }
@@ -110,6 +119,8 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
         stream: true,
         output: Output::Text,
         port: None,
+        allow_origins: Vec::new(),
+        auth_token: None,
         config: None,
         library: None,
     };
@@ -168,6 +179,8 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
                         format!("--port takes a number from 0 to 65535, not '{p}'")
                     })?);
             }
+            "--allow-origin" => options.allow_origins.push(value("--allow-origin")?),
+            "--auth-token" => options.auth_token = Some(value("--auth-token")?),
             "--config" => options.config = Some(PathBuf::from(value("--config")?)),
             "--library" => options.library = Some(PathBuf::from(value("--library")?)),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
@@ -269,6 +282,18 @@ mod tests {
         assert_eq!(o.command, Command::Doctor);
         assert_eq!(o.model.as_deref(), Some("kimi-k3"));
         assert!(parse_str("doctor now").unwrap_err().contains("no argument"));
+    }
+
+    #[test]
+    fn serve_access_options() {
+        let options = parse_str(
+            "serve --allow-origin https://a.example --allow-origin http://b:1 --auth-token t1",
+        )
+        .unwrap();
+        assert_eq!(options.allow_origins, ["https://a.example", "http://b:1"]);
+        assert_eq!(options.auth_token.as_deref(), Some("t1"));
+        let plain = parse_str("serve").unwrap();
+        assert!(plain.allow_origins.is_empty() && plain.auth_token.is_none());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //!   host-demo chat "Hello" [--model M] [--provider P] [--no-stream] [--output text|ndjson]
 //!   host-demo models | list
-//!   host-demo serve [--port P]   (Puter's driver protocol on 127.0.0.1, for puter.js)
+//!   host-demo serve [--port P] [--allow-origin O] [--auth-token T]
+//!                                (Puter's driver protocol on 127.0.0.1, for puter.js)
 //!   host-demo doctor [--model M] (key, catalog drift, balance, a tiny completion's timing)
 //!
 //! Global options: --config FILE (Puter-style {"providers":{"moonshot":{...}}}),
@@ -87,7 +88,7 @@ fn run(options: Options) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Chat(prompt) => chat(&registry, &options, prompt),
-        Command::Serve { port } => serve::run(&registry, *port),
+        Command::Serve { port } => serve::run(registry, *port, &options),
         Command::Doctor => {
             let registered = registry
                 .provider(registry::PROVIDER)

@@ -4,217 +4,280 @@
 //!   POST /drivers/call                   puter-chat-completion: complete, models, list
 //!   GET  /puterai/chat/models/details    {"models": [...]}, what puter.ai.listModels() reads
 //!
-//! Plain std networking: one thread per connection (at most
-//! `MAX_CONNECTIONS`), one request per connection.
+//! HTTP/1.1 by hyper on tokio (keep-alive, bounded heads, chunked NDJSON
+//! streams). An async server notices a client's socket closing while the
+//! plugin is still silent, and that closing cancels the plugin request.
 //!
 //! The endpoint spends the configured Moonshot key, so it answers only
 //! requests addressed to a loopback name (no DNS rebinding) and, from
-//! browsers, only pages served from loopback origins (or the fixed origin
-//! puter.js's Node transport sends): another web site cannot make the
-//! visitor's browser chat on the host's bill.
+//! browsers, only pages served from loopback origins or from origins the
+//! operator named with `--allow-origin`: another web site cannot make the
+//! visitor's browser chat on the host's bill. `--auth-token` (or
+//! MOONSHOT_SERVE_TOKEN) further limits driver calls to those carrying the
+//! token. Both checks run on the request head, before any body byte is read.
 
-use std::io::{BufReader, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::{Ipv4Addr, TcpListener as StdListener};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use host_demo::registry::Registry;
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, HOST, ORIGIN};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
 
+use crate::args::Options;
+
+mod access;
+mod body;
 mod driver;
 mod http;
+mod relay;
+mod slots;
+mod stalled_write;
 
-use http::{Headers, ReadError, Request};
+use access::Policy;
+use body::{BodyError, Budget};
+use http::{Body, Headers};
+use slots::{Slot, Slots};
 
-/// Connections served at once; more are answered 503 straight away.
-const MAX_CONNECTIONS: usize = 64;
-/// Time a client has to send its request, and to take each write.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
-const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long an unread request body is drained after an early refusal, so
-/// closing does not reset the connection before the client reads why.
-const DRAIN_TIME: Duration = Duration::from_secs(2);
+/// Connections served at once. A newcomer beyond takes the place of one
+/// waiting for a request head; when all are in requests it gets a 503.
+const MAX_CONNECTIONS: usize = 256;
+/// Time a client has for a whole request head, counted from when the
+/// connection (or its previous answer) is ready for one: slow or idle
+/// connections give their slot back.
+const HEAD_DEADLINE: Duration = Duration::from_secs(10);
+/// The largest request head, request line and headers together.
+const MAX_HEAD: usize = 64 * 1024;
+/// The largest request body, whatever its transfer encoding; and the time
+/// the client has to send all of it once its head is accepted.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+const BODY_DEADLINE: Duration = Duration::from_secs(30);
+/// Body bytes all connections may hold at once: three bodies of the
+/// largest size. More at once get 503 instead of the memory.
+const BODY_BUDGET: usize = 3 * MAX_BODY;
+/// How long one write to the client may stay blocked (it stopped reading).
+const WRITE_STALL: Duration = Duration::from_secs(60);
+/// The variable that can carry `--auth-token`, out of sight of `ps`.
+const TOKEN_VARIABLE: &str = "MOONSHOT_SERVE_TOKEN";
 
-/// The Origin puter.js's Node transport (its XMLHttpRequest shim) puts on
-/// every request, whatever the page.
-const PUTER_JS_NODE_ORIGIN: &str = "https://puter.work";
+/// What every connection shares.
+struct Shared {
+    registry: Registry,
+    policy: Policy,
+    bodies: Budget,
+}
 
 /// Serves until the process is stopped. Prints the bound URL alone on one
 /// line of stdout; everything else goes to stderr.
-pub fn run(registry: &Registry, port: u16) -> Result<ExitCode, String> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+pub fn run(registry: Registry, port: u16, options: &Options) -> Result<ExitCode, String> {
+    let token = options.auth_token.clone().or_else(|| {
+        std::env::var(TOKEN_VARIABLE)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+    });
+    let policy = Policy::new(&options.allow_origins, token)?;
+    let listener = StdListener::bind((Ipv4Addr::LOCALHOST, port))
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("host-demo-serve")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the server's runtime: {e}"))?;
+    let listener = {
+        let _inside = runtime.enter();
+        TcpListener::from_std(listener).map_err(|e| e.to_string())?
+    };
     eprintln!(
         "host-demo: serving Puter's driver protocol (POST /drivers/call, GET /puterai/chat/models/details); \
-         point puter.js at it with globalThis.PUTER_API_ORIGIN = 'http://{addr}'"
+         point puter.js at it with globalThis.PUTER_API_ORIGIN = 'http://{addr}'{}",
+        if policy.token.is_some() {
+            " and call puter.setAuthToken(<the serve token>)"
+        } else {
+            ""
+        }
     );
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "http://{addr}").and_then(|()| stdout.flush());
 
-    let open = AtomicUsize::new(0);
-    thread::scope(|scope| {
-        for incoming in listener.incoming() {
-            let Ok(stream) = incoming else {
-                // E.g. out of file descriptors: back off instead of spinning.
-                thread::sleep(Duration::from_millis(10));
-                continue;
-            };
-            if open.load(Ordering::Acquire) >= MAX_CONNECTIONS {
-                refuse_busy(stream);
-                continue;
-            }
-            let slot = Slot::take(&open);
-            let spawned = thread::Builder::new()
-                .name("host-demo-serve".into())
-                .spawn_scoped(scope, move || {
-                    let _slot = slot;
-                    serve_connection(stream, registry);
-                });
-            if let Err(e) = spawned {
-                eprintln!("host-demo: cannot start a connection thread: {e}");
-            }
-        }
+    let shared = Arc::new(Shared {
+        registry,
+        policy,
+        bodies: Budget::new(BODY_BUDGET),
     });
+    runtime.block_on(accept(listener, shared));
     Ok(ExitCode::SUCCESS)
 }
 
-/// One counted connection; the count drops when the slot does (even if the
-/// thread never started).
-struct Slot<'a>(&'a AtomicUsize);
-
-impl<'a> Slot<'a> {
-    fn take(open: &'a AtomicUsize) -> Slot<'a> {
-        open.fetch_add(1, Ordering::AcqRel);
-        Slot(open)
-    }
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-fn refuse_busy(mut stream: TcpStream) {
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let answer = driver::Answer::error(503, "too_many_requests", "too many connections; try again");
-    let _ = driver::send(&mut stream, &answer, &Vec::new());
-    let _ = stream.shutdown(Shutdown::Write);
-}
-
-fn serve_connection(stream: TcpStream, registry: &Registry) {
-    if stream.set_read_timeout(Some(READ_TIMEOUT)).is_err()
-        || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err()
-    {
-        return;
-    }
-    let mut reader = BufReader::new(&stream);
-    let mut writer = &stream;
-    let request = http::read_request(&mut reader, || {
-        (&stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-    });
-    let request = match request {
-        Ok(request) => request,
-        Err(ReadError::Gone) => return,
-        Err(ReadError::Reject(status, message)) => {
-            let answer = driver::Answer::error(status, "bad_request", message);
-            let _ = driver::send(&mut writer, &answer, &Vec::new());
-            let _ = stream.shutdown(Shutdown::Write);
-            drain(reader);
-            return;
-        }
-    };
-    match respond(&mut writer, &request, registry) {
-        Ok(served) => eprintln!(
-            "host-demo: {} {} {}-> {}",
-            request.method,
-            request.route(),
-            if served.note.is_empty() {
-                String::new()
-            } else {
-                format!("{} ", served.note)
-            },
-            served.status
-        ),
-        Err(e) => eprintln!(
-            "host-demo: {} {}: the client went away ({e})",
-            request.method,
-            request.route()
-        ),
-    }
-    let _ = stream.shutdown(Shutdown::Write);
-}
-
-/// Reads and drops what the client still sends, for a bounded time.
-fn drain(mut reader: BufReader<&TcpStream>) {
-    let deadline = Instant::now() + DRAIN_TIME;
-    let mut buffer = [0u8; 16 * 1024];
+async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+    let slots = Slots::new(MAX_CONNECTIONS);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || reader.get_ref().set_read_timeout(Some(left)).is_err() {
-            return;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(_) => {
+                // E.g. out of file descriptors: back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let (slots, shared) = (slots.clone(), shared.clone());
+        tokio::spawn(async move {
+            match slots.take().await {
+                Some(slot) => serve_connection(stream, shared, slot).await,
+                None => refuse_busy(stream),
+            }
+        });
+    }
+}
+
+/// A fixed answer for a connection over the bound, written only if the
+/// socket takes it at once; the connection then closes.
+fn refuse_busy(stream: TcpStream) {
+    let answer = driver::Answer::error(503, "too_many_requests", "too many connections; try again");
+    let body = answer.body.to_string();
+    let message = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.try_write(message.as_bytes());
+}
+
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, slot: Slot) {
+    let _ = stream.set_nodelay(true);
+    let io = TokioIo::new(stalled_write::WriteDeadline::new(stream, WRITE_STALL));
+    let conn = slot.conn.clone();
+    let service = service_fn(move |request| {
+        let shared = shared.clone();
+        // From the head's arrival to the answer's last byte, the
+        // connection is in a request and is not evicted.
+        let in_request = conn.request();
+        async move {
+            let response = handle(request, &shared).await;
+            Ok::<_, Infallible>(response.map(|body| http::Guarded::boxed(body, in_request)))
         }
-        if matches!(reader.read(&mut buffer), Ok(0) | Err(_)) {
-            return;
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_DEADLINE)
+        .max_buf_size(MAX_HEAD)
+        .title_case_headers(true)
+        .serve_connection(io, service);
+    tokio::pin!(connection);
+    // Ends when the client closes, the head deadline passes, a write
+    // stalls, or a newcomer needs the place while this one waits for a
+    // head; whatever was in flight is dropped, which cancels it.
+    loop {
+        tokio::select! {
+            _ = connection.as_mut() => break,
+            () = slot.conn.evicted.notified() => {
+                if !slot.conn.in_request() {
+                    break;
+                }
+            }
         }
     }
 }
 
-fn respond(
-    w: &mut impl Write,
-    request: &Request,
-    registry: &Registry,
-) -> std::io::Result<driver::Served> {
-    let done = |status, note: &str| driver::Served {
-        status,
-        note: note.to_string(),
-    };
-    let refuse = |w: &mut _, status, code, message: &str, headers: &Headers| {
-        let answer = driver::Answer::error(status, code, message);
-        driver::send(w, &answer, headers).map(|status| done(status, ""))
-    };
-    if !request.header("host").is_none_or(is_loopback_host) {
-        return refuse(
-            w,
-            403,
-            "forbidden",
-            "this host answers only requests addressed to 127.0.0.1 or localhost",
-            &Vec::new(),
-        );
+async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
+    let method = request.method().clone();
+    let route = request.uri().path().to_string();
+    let (response, note) = respond(request, shared).await;
+    eprintln!(
+        "host-demo: {method} {route} {}-> {}",
+        if note.is_empty() {
+            String::new()
+        } else {
+            format!("{note} ")
+        },
+        response.status().as_u16()
+    );
+    response
+}
+
+/// A refusal in Puter's error shape. `close` ends the connection after it:
+/// for refusals sent before the body was read.
+fn refuse(
+    status: u16,
+    code: &str,
+    message: &str,
+    headers: &Headers,
+    close: bool,
+) -> Response<Body> {
+    let mut headers = headers.clone();
+    if close {
+        headers.push(("Connection", "close".into()));
     }
-    let origin = request.header("origin");
-    if origin.is_some_and(|o| !allowed_origin(o)) {
-        return refuse(
-            w,
-            403,
-            "forbidden",
-            "pages from this origin may not use this host: serve the page from localhost",
-            &Vec::new(),
-        );
+    driver::send(&driver::Answer::error(status, code, message), &headers)
+}
+
+async fn respond(request: Request<Incoming>, shared: &Shared) -> (Response<Body>, String) {
+    let done = |response| (response, String::new());
+    // A header that is not visible ASCII reads as "", which no check accepts.
+    let header = |name| {
+        request
+            .headers()
+            .get(name)
+            .map(|v: &hyper::header::HeaderValue| v.to_str().unwrap_or(""))
+    };
+    let none = Headers::new();
+    if !header(HOST).is_none_or(access::is_loopback_host) {
+        let message = "this host answers only requests addressed to 127.0.0.1 or localhost";
+        return done(refuse(403, "forbidden", message, &none, true));
     }
-    let mut headers = cors_headers(origin);
-    match (request.method.as_str(), request.route()) {
+    let origin = header(ORIGIN);
+    if origin.is_some_and(|o| !shared.policy.allows_origin(o)) {
+        let message = "pages from this origin may not use this host: serve the page from localhost, or start serve with --allow-origin";
+        return done(refuse(403, "forbidden", message, &none, true));
+    }
+    let mut headers = access::cors_headers(origin);
+    let method = request.method().as_str().to_string();
+    let route = request.uri().path().to_string();
+    match (method.as_str(), route.as_str()) {
         ("OPTIONS", _) => {
+            let requested = header(hyper::header::ACCESS_CONTROL_REQUEST_HEADERS);
             headers.push(("Access-Control-Allow-Methods", "GET, POST, OPTIONS".into()));
             headers.push((
                 "Access-Control-Allow-Headers",
-                request
-                    .header("access-control-request-headers")
-                    .unwrap_or("Content-Type, Authorization")
-                    .to_string(),
+                access::allow_headers(requested),
             ));
             headers.push(("Access-Control-Max-Age", "600".into()));
-            http::write_empty(w, 204, &headers)?;
-            Ok(done(204, "preflight"))
+            (http::empty(204, &headers), "preflight".into())
         }
-        ("POST", "/drivers/call") => driver::call(w, &request.body, registry, &headers),
+        ("POST", "/drivers/call") => {
+            let bearer = header(AUTHORIZATION)
+                .and_then(access::bearer)
+                .map(str::to_string);
+            if bearer.is_some() && !shared.policy.accepts_token(bearer.as_deref()) {
+                return (token_refused(&headers, true), "wrong token".into());
+            }
+            let body = request.into_body();
+            let body = match body::read_body(body, MAX_BODY, BODY_DEADLINE, &shared.bodies).await {
+                Ok(body) => body,
+                Err(e) => return done(body_refused(e, &headers)),
+            };
+            if bearer.is_none()
+                && !shared
+                    .policy
+                    .accepts_token(body_token(&body.bytes).as_deref())
+            {
+                return (token_refused(&headers, false), "no token".into());
+            }
+            driver::call(body, &shared.registry, &headers).await
+        }
         ("GET", "/puterai/chat/models/details") => {
-            let body = json!({"models": driver::models(registry)});
-            http::write_json(w, 200, &headers, &body)?;
-            Ok(done(200, ""))
+            let body = json!({"models": driver::models(&shared.registry)});
+            done(http::json(200, &headers, &body))
         }
         (_, path @ ("/drivers/call" | "/puterai/chat/models/details")) => {
             let allow = if path == "/drivers/call" {
@@ -224,54 +287,48 @@ fn respond(
             };
             headers.push(("Allow", allow.into()));
             let message = format!("{path} takes {allow}");
-            refuse(w, 405, "method_not_allowed", &message, &headers)
+            done(refuse(405, "method_not_allowed", &message, &headers, true))
         }
         (method, path) => {
             let message = format!("no route for {method} {path}");
-            refuse(w, 404, "not_found", &message, &headers)
+            done(refuse(404, "not_found", &message, &headers, true))
         }
     }
 }
 
-/// `localhost`, `127.0.0.1` or `[::1]`, with an optional numeric port.
-fn is_loopback_host(host_port: &str) -> bool {
-    let (host, port) = match host_port.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((host, rest)) => (host, rest.strip_prefix(':')),
-            None => return false,
-        },
-        None => match host_port.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (host_port, None),
-        },
+/// Not 401: puter.js takes a 401 for its own session and starts a sign-in.
+fn token_refused(headers: &Headers, close: bool) -> Response<Body> {
+    let message = "this host answers only driver calls carrying its serve token: call puter.setAuthToken(<token>) first";
+    refuse(403, "forbidden", message, headers, close)
+}
+
+fn body_refused(error: BodyError, headers: &Headers) -> Response<Body> {
+    let (status, message) = match error {
+        BodyError::TooLarge => (
+            413,
+            format!("the request body is over {} MiB", MAX_BODY >> 20),
+        ),
+        BodyError::TooSlow => (
+            408,
+            format!("the request body took over {} s", BODY_DEADLINE.as_secs()),
+        ),
+        BodyError::Broken => (400, "the request body is malformed or was cut off".into()),
+        BodyError::Busy => {
+            let message = "too many large requests at once; try again";
+            return refuse(503, "too_many_requests", message, headers, true);
+        }
     };
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    port_ok
-        && matches!(
-            host.to_ascii_lowercase().as_str(),
-            "localhost" | "127.0.0.1" | "::1"
-        )
+    refuse(status, "bad_request", &message, headers, true)
 }
 
-/// Loopback pages (any port, http or https) and puter.js's Node transport.
-fn allowed_origin(origin: &str) -> bool {
-    origin == PUTER_JS_NODE_ORIGIN
-        || origin
-            .strip_prefix("http://")
-            .or_else(|| origin.strip_prefix("https://"))
-            .is_some_and(is_loopback_host)
-}
-
-/// What lets an allowed page read the answer (puter.js sends credentials).
-fn cors_headers(origin: Option<&str>) -> Headers {
-    match origin {
-        Some(origin) => vec![
-            ("Access-Control-Allow-Origin", origin.to_string()),
-            ("Access-Control-Allow-Credentials", "true".into()),
-            ("Vary", "Origin".into()),
-        ],
-        None => Vec::new(),
+/// The `auth_token` puter.js puts in every driver call's body, skipping
+/// the rest without building it.
+fn body_token(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct TokenOnly {
+        auth_token: Option<String>,
     }
+    serde_json::from_slice::<TokenOnly>(body).ok()?.auth_token
 }
 
 #[cfg(test)]
@@ -279,55 +336,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loopback_hosts_only() {
-        for host in [
-            "127.0.0.1:4100",
-            "localhost",
-            "LOCALHOST:80",
-            "[::1]:4100",
-            "[::1]",
-        ] {
-            assert!(is_loopback_host(host), "{host}");
-        }
-        for host in [
-            "evil.example:4100",
-            "localhost.evil.example",
-            "127.0.0.1.nip.io:4100",
-            "127.0.0.1:41x",
-            "127.0.0.1:",
-            "[::1",
-            "",
-        ] {
-            assert!(!is_loopback_host(host), "{host}");
-        }
-    }
-
-    #[test]
-    fn origins_from_loopback_pages_and_puter_js_under_node() {
-        for origin in [
-            "http://localhost:5173",
-            "https://127.0.0.1",
-            "http://[::1]:8080",
-            "https://puter.work",
-        ] {
-            assert!(allowed_origin(origin), "{origin}");
-        }
-        for origin in [
-            "https://evil.example",
-            "http://localhost.evil.example",
-            "null",
-            "file://",
-            "https://puter.work.evil.example",
-        ] {
-            assert!(!allowed_origin(origin), "{origin}");
-        }
-        assert!(cors_headers(None).is_empty());
-        assert_eq!(
-            cors_headers(Some("http://localhost:5173"))[0],
-            (
-                "Access-Control-Allow-Origin",
-                "http://localhost:5173".into()
-            )
-        );
+    fn the_token_is_read_from_the_body_puter_js_sends() {
+        let call = br#"{"interface":"puter-chat-completion","method":"list","args":{"messages":[[1,2],{"a":null}]},"auth_token":"t1"}"#;
+        assert_eq!(body_token(call).as_deref(), Some("t1"));
+        assert_eq!(body_token(br#"{"auth_token":null}"#), None);
+        assert_eq!(body_token(br#"{"interface":"x"}"#), None);
+        assert_eq!(body_token(b"{nope"), None);
     }
 }

@@ -10,3 +10,4 @@ pub mod header;
 pub mod plugin;
 pub mod replay;
 pub mod schemas;
+pub mod serve;

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use moonshot_simulator::{Reply, ReplySpec, Simulator, ToolCallSpec, UsageSpec};
 use moonshot_tests::harness::{TEST_KEY, TODAY};
 use moonshot_tests::plugin::plugin_path;
+use moonshot_tests::serve::{host_demo_exe, raw_http, Serve};
 use serde_json::{json, Value};
 
 /// The checks e2e.js runs, in its order.
@@ -99,6 +100,10 @@ fn puter_js_chats_through_host_demo_serve() {
         .arg(&config)
         .arg("--library")
         .arg(plugin_path())
+        // puter.js's Node transport (its XMLHttpRequest shim) puts this
+        // Origin on every request, whatever the page; serve trusts no
+        // origin but loopback pages unless told.
+        .args(["--allow-origin", "https://puter.work"])
         .env_remove("MOONSHOT_API_KEY")
         .env_remove("MOONSHOT_BASE_URL");
     let (serve, serve_out, serve_log) = Process::spawn(serve, "host-demo serve");
@@ -263,6 +268,56 @@ fn puter_js_chats_through_host_demo_serve() {
         serve_log.text()
     );
     drop(serve);
+}
+
+/// `serve --auth-token`: puter.js is refused (403, not the 401 that would
+/// start its sign-in) until `puter.setAuthToken`, then chats, streamed or
+/// not, with the token it sends in every driver call.
+#[test]
+fn puter_js_set_auth_token_carries_the_serve_token() {
+    let js = js_dir();
+    ensure_js_deps(&js);
+    let sim = Simulator::start().expect("start the simulator");
+    let config = json!({"providers": {"moonshot": {"apiKey": TEST_KEY, "base_url": sim.base_url(), "today": TODAY}}});
+    let token = "serve-token-7c1e";
+    let serve = Serve::start(
+        &config,
+        &[
+            "--allow-origin",
+            "https://puter.work",
+            "--auth-token",
+            token,
+        ],
+        &[],
+    );
+    let out = Command::new("node")
+        .arg("token.js")
+        .current_dir(&js)
+        .env("PUTER_E2E_ORIGIN", format!("http://{}", serve.addr))
+        .env("PUTER_E2E_TOKEN", token)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run node token.js");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let outcome: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "token.js printed no outcome:\n{stdout}\n{}\nserve's log:\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                serve.log()
+            )
+        });
+    assert_eq!(
+        outcome["without"]["error"]["code"], "forbidden",
+        "{outcome}"
+    );
+    assert_eq!(outcome["without"]["error"]["status"], 403, "{outcome}");
+    let said = outcome["with"].as_str().unwrap_or_default();
+    assert!(!said.is_empty(), "{outcome}\n{}", serve.log());
+    assert_eq!(outcome["streamed"].as_str(), Some(said), "{outcome}");
 }
 
 struct Outcome {
@@ -712,28 +767,6 @@ fn host_edges(addr: &str) -> Vec<String> {
     problems
 }
 
-/// One request over a fresh connection; the status and the whole answer.
-fn raw_http(addr: &str, request: &str) -> Result<(u16, String), String> {
-    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    let limit = Some(Duration::from_secs(10));
-    stream
-        .set_read_timeout(limit)
-        .and_then(|()| stream.set_write_timeout(limit))
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status line in {text:?}"))?;
-    Ok((status, text))
-}
-
 /// Uses up one scripted reply the check did not, with a request of our own.
 fn drain_one_reply(addr: SocketAddr) {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
@@ -799,49 +832,6 @@ fn ensure_js_deps(js: &Path) {
             String::from_utf8_lossy(&out.stderr)
         );
     });
-}
-
-/// Builds the host-demo binary (cargo builds no binary of a dependency for
-/// this test crate) and returns its path. It gets a target directory of its
-/// own: `cargo test` and `cargo build` unify features differently, and in
-/// the shared one each would rebuild the plugin library the other left,
-/// under the feet of the other test binaries that load it.
-fn host_demo_exe() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-        .join("puter-js");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .args([
-            "build",
-            "--offline",
-            "-q",
-            "-p",
-            "host-demo",
-            "--bin",
-            "host-demo",
-        ])
-        .arg("--target-dir")
-        .arg(&target)
-        .arg("--message-format=json")
-        .current_dir(workspace_root());
-    if !cfg!(debug_assertions) {
-        build.arg("--release");
-    }
-    let out = build.output().expect("run cargo build -p host-demo");
-    assert!(
-        out.status.success(),
-        "cargo build -p host-demo failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "host-demo")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .expect("cargo reported the host-demo executable")
 }
 
 /// A child process whose stdout lines arrive on a channel and whose stderr

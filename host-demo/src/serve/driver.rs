@@ -5,24 +5,20 @@
 //! The arguments of `complete` go to the plugin as they came; only `model`
 //! and `provider` are resolved here, as Puter's ChatCompletionDriver does.
 
-use std::io::{self, Write};
-use std::sync::mpsc::Receiver;
-use std::time::Duration;
-
 use host_demo::plugin::Event;
 use host_demo::registry::{self, Registered, Registry};
+use http_body_util::BodyExt;
+use hyper::Response;
 use moonshot_abi as abi;
 use serde_json::{json, Map, Value};
 
-use super::http::{self, Headers};
+use super::body::ReadBody;
+use super::http::{self, Body, Headers};
+use super::relay::{Inflight, NdjsonLines};
 
 /// The interface and driver puter.js addresses for chat.
 pub const INTERFACE: &str = "puter-chat-completion";
 pub const DRIVER: &str = "ai-chat";
-
-/// How long the host waits for the plugin's next word. The plugin's own
-/// timeouts (first byte, idle, total) end a request long before this.
-const EVENT_WAIT: Duration = Duration::from_secs(3600);
 
 /// A whole JSON answer.
 #[derive(Debug, PartialEq)]
@@ -226,91 +222,66 @@ pub fn resolve<'r>(
         .map_err(|message| Answer::error(400, "model_not_found", message))
 }
 
-/// What one request came to, for the log line.
-pub struct Served {
-    pub status: u16,
-    pub note: String,
-}
-
 /// Writes an answer.
-pub fn send(w: &mut impl Write, answer: &Answer, headers: &Headers) -> io::Result<u16> {
-    http::write_json(w, answer.status, headers, &answer.body)?;
-    Ok(answer.status)
+pub fn send(answer: &Answer, headers: &Headers) -> Response<Body> {
+    http::json(answer.status, headers, &answer.body)
 }
 
-/// Answers one `/drivers/call`.
-pub fn call(
-    w: &mut impl Write,
-    body: &[u8],
+/// Answers one `/drivers/call`; the note says what it was, for the log.
+/// The body (and its share of the body budget) goes once it is parsed.
+pub async fn call(
+    body: ReadBody,
     registry: &Registry,
     headers: &Headers,
-) -> io::Result<Served> {
-    let served = |status, note: &str| Served {
-        status,
-        note: note.to_string(),
-    };
-    match parse_call(body) {
-        Err(answer) => Ok(served(send(w, &answer, headers)?, "refused")),
-        Ok(Call::Models) => Ok(served(
-            send(w, &Answer::ok(models(registry)), headers)?,
-            "models",
-        )),
-        Ok(Call::List) => Ok(served(
-            send(w, &Answer::ok(list(registry)), headers)?,
-            "list",
-        )),
-        Ok(Call::Complete(args)) => complete(w, args, registry, headers),
+) -> (Response<Body>, String) {
+    let call = parse_call(&body.bytes);
+    drop(body);
+    match call {
+        Err(answer) => (send(&answer, headers), "refused".into()),
+        Ok(Call::Models) => (
+            send(&Answer::ok(models(registry)), headers),
+            "models".into(),
+        ),
+        Ok(Call::List) => (send(&Answer::ok(list(registry)), headers), "list".into()),
+        Ok(Call::Complete(args)) => complete(args, registry, headers).await,
     }
 }
 
-fn complete(
-    w: &mut impl Write,
+async fn complete(
     mut args: Map<String, Value>,
     registry: &Registry,
     headers: &Headers,
-) -> io::Result<Served> {
+) -> (Response<Body>, String) {
     let (registered, model) = match resolve(registry, &args) {
         Ok(found) => found,
-        Err(answer) => {
-            return Ok(Served {
-                status: send(w, &answer, headers)?,
-                note: "complete: no such model".into(),
-            })
-        }
+        Err(answer) => return (send(&answer, headers), "complete: no such model".into()),
     };
     let stream = args.get("stream") == Some(&Value::Bool(true));
     let note = format!("complete {model}{}", if stream { " stream" } else { "" });
     args.insert("model".into(), json!(model));
     args.insert("provider".into(), json!(registry::PROVIDER));
     let request = Value::Object(args).to_string();
-    let (handle, events) = match registered.instance.complete(&request, None) {
-        Ok(started) => started,
+    let inflight = match registered.instance.complete(&request, None) {
+        Ok((handle, events)) => Inflight::start(handle, events),
         Err((status, details)) => {
-            let answer = Answer::from_plugin(status, &details);
-            return Ok(Served {
-                status: send(w, &answer, headers)?,
-                note,
-            });
+            return (send(&Answer::from_plugin(status, &details), headers), note)
         }
     };
-    let status = if stream {
-        relay_stream(w, &events, headers, || handle.cancel())?
+    let response = if stream {
+        relay_stream(inflight, headers).await
     } else {
-        let answer = wait_for_result(&events);
-        if answer.status == 504 {
-            handle.cancel();
-        }
-        send(w, &answer, headers)?
+        let mut inflight = inflight;
+        send(&wait_for_result(&mut inflight).await, headers)
     };
-    Ok(Served { status, note })
+    (response, note)
 }
 
 /// The end of a non-streamed request as an answer.
-pub fn wait_for_result(events: &Receiver<Event>) -> Answer {
+pub async fn wait_for_result(inflight: &mut Inflight) -> Answer {
     loop {
-        match events.recv_timeout(EVENT_WAIT) {
-            Ok(Event::Part(_)) => continue,
-            Ok(Event::Done(abi::MOONSHOT_OK, result)) => {
+        match inflight.next().await {
+            Event::Part(_) => continue,
+            Event::Done(abi::MOONSHOT_OK, result) => {
                 return match serde_json::from_str::<Value>(&result) {
                     Ok(Value::Object(mut result)) => {
                         result.insert("via_ai_chat_service".into(), json!(true));
@@ -319,74 +290,30 @@ pub fn wait_for_result(events: &Receiver<Event>) -> Answer {
                     _ => Answer::error(502, "internal_error", "the plugin's result is not JSON"),
                 }
             }
-            Ok(Event::Done(status, details)) => return Answer::from_plugin(status, &details),
-            Err(_) => return Answer::error(504, "response_timeout", "the plugin did not finish"),
+            Event::Done(status, details) => return Answer::from_plugin(status, &details),
         }
     }
 }
 
-/// Relays a streamed completion as NDJSON, one part per line, each written
-/// at once. The head goes out with the first part, so a request that fails
-/// before any part (an upstream refusal, say) is still a JSON answer with a
-/// fitting status; a failure after it is an error line. Returns the status
-/// sent; a client gone mid-stream cancels the request.
-pub fn relay_stream(
-    w: &mut impl Write,
-    events: &Receiver<Event>,
-    headers: &Headers,
-    cancel: impl Fn(),
-) -> io::Result<u16> {
-    let first = match events.recv_timeout(EVENT_WAIT) {
-        Ok(Event::Done(status, details)) if status != abi::MOONSHOT_OK => {
-            return send(w, &Answer::from_plugin(status, &details), headers);
+/// Relays a streamed completion as NDJSON, one part per line, each sent as
+/// it comes. The head goes out with the first part, so a request that
+/// fails before any part (an upstream refusal, say) is still a JSON answer
+/// with a fitting status; a failure after it is an error line. A client
+/// gone mid-stream drops the body, which cancels the request.
+pub async fn relay_stream(mut inflight: Inflight, headers: &Headers) -> Response<Body> {
+    match inflight.next().await {
+        Event::Done(status, details) if status != abi::MOONSHOT_OK => {
+            send(&Answer::from_plugin(status, &details), headers)
         }
-        Ok(event) => event,
-        Err(_) => {
-            cancel();
-            let answer = Answer::error(504, "response_timeout", "the plugin did not answer");
-            return send(w, &answer, headers);
-        }
-    };
-    let written = (|| {
-        http::write_ndjson_head(w, headers)?;
-        let mut next = Some(first);
-        loop {
-            let event = match next.take() {
-                Some(event) => event,
-                None => match events.recv_timeout(EVENT_WAIT) {
-                    Ok(event) => event,
-                    Err(_) => {
-                        cancel();
-                        let line = error_line(
-                            &json!({"code": "response_timeout", "message": "the plugin did not finish"})
-                                .to_string(),
-                        );
-                        http::write_line(w, &line)?;
-                        return http::write_end(w);
-                    }
-                },
-            };
-            match event {
-                Event::Part(part) => http::write_line(w, &part)?,
-                Event::Done(abi::MOONSHOT_OK, _) => return http::write_end(w),
-                Event::Done(_, details) => {
-                    http::write_line(w, &error_line(&details))?;
-                    return http::write_end(w);
-                }
-            }
-        }
-    })();
-    if written.is_err() {
-        cancel();
+        first => http::ndjson(headers, NdjsonLines::new(first, inflight).boxed_unsync()),
     }
-    written.map(|()| 200)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::Cell;
-    use std::sync::mpsc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
 
     fn body_of(call: Value) -> Vec<u8> {
         call.to_string().into_bytes()
@@ -515,84 +442,115 @@ mod tests {
         );
     }
 
-    fn relay(events: Vec<Event>) -> (String, u16, bool) {
+    /// Runs `f` on a runtime like serve's (the relay needs blocking threads).
+    fn on_runtime<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// A request made of these events; the flag tells whether it was cancelled.
+    fn inflight(events: Vec<Event>) -> (Inflight, Arc<AtomicBool>, mpsc::Sender<Event>) {
         let (tx, rx) = mpsc::channel();
         for event in events {
             tx.send(event).unwrap();
         }
-        let cancelled = Cell::new(false);
-        let mut out = Vec::new();
-        let status = relay_stream(&mut out, &rx, &Vec::new(), || cancelled.set(true)).unwrap();
-        (String::from_utf8(out).unwrap(), status, cancelled.get())
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let flag = cancelled.clone();
+        let inflight = Inflight::over(rx, move || flag.store(true, Ordering::SeqCst));
+        (inflight, cancelled, tx)
+    }
+
+    fn relay(events: Vec<Event>) -> (u16, String, String, bool) {
+        on_runtime(async {
+            let (inflight, cancelled, _tx) = inflight(events);
+            let response = relay_stream(inflight, &Vec::new()).await;
+            let status = response.status().as_u16();
+            let content_type = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let body = String::from_utf8(body.to_vec()).unwrap();
+            (status, content_type, body, cancelled.load(Ordering::SeqCst))
+        })
     }
 
     #[test]
     fn streams_parts_as_lines_and_ends_cleanly() {
-        let (out, status, cancelled) = relay(vec![
+        let (status, content_type, body, cancelled) = relay(vec![
             Event::Part(r#"{"type":"text","text":"Hel"}"#.into()),
             Event::Part(r#"{"type":"text","text":"lo"}"#.into()),
             Event::Done(0, "{}".into()),
         ]);
         assert_eq!((status, cancelled), (200, false));
-        let body = out.split("\r\n\r\n").nth(1).unwrap();
+        assert_eq!(content_type, "application/x-ndjson");
         assert_eq!(
             body,
-            "1d\r\n{\"type\":\"text\",\"text\":\"Hel\"}\n\r\n1c\r\n{\"type\":\"text\",\"text\":\"lo\"}\n\r\n0"
+            "{\"type\":\"text\",\"text\":\"Hel\"}\n{\"type\":\"text\",\"text\":\"lo\"}\n"
         );
     }
 
     #[test]
     fn an_error_before_any_part_is_plain_json_and_after_it_a_line() {
-        let (out, status, _) = relay(vec![Event::Done(
+        let (status, content_type, body, _) = relay(vec![Event::Done(
             abi::MOONSHOT_ERR_UPSTREAM,
             r#"{"code":"rate_limit_reached_error","message":"slow down","http_status":429,"retryable":true}"#.into(),
         )]);
         assert_eq!(status, 429);
-        assert!(out.starts_with("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json"));
-        assert!(out.contains(r#""code":"rate_limit_reached_error""#));
+        assert!(content_type.starts_with("application/json"));
+        assert!(body.contains(r#""code":"rate_limit_reached_error""#));
 
-        let (out, status, _) = relay(vec![
+        let (status, content_type, body, _) = relay(vec![
             Event::Part(r#"{"type":"text","text":"Hi"}"#.into()),
             Event::Done(
                 abi::MOONSHOT_ERR_TRANSPORT,
                 r#"{"code":"stream_cut","message":"cut"}"#.into(),
             ),
         ]);
-        assert_eq!(status, 200);
-        assert!(out.starts_with("HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson"));
-        assert!(out.contains(
-            "{\"code\":\"stream_cut\",\"message\":\"cut\",\"type\":\"error\"}\n\r\n0\r\n\r\n"
-        ));
+        assert_eq!(
+            (status, content_type.as_str()),
+            (200, "application/x-ndjson")
+        );
+        assert!(
+            body.ends_with("\n{\"code\":\"stream_cut\",\"message\":\"cut\",\"type\":\"error\"}\n")
+        );
     }
 
     #[test]
     fn a_client_gone_mid_stream_cancels_the_request() {
-        struct Broken;
-        impl Write for Broken {
-            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-                Err(io::ErrorKind::BrokenPipe.into())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        let (tx, rx) = mpsc::channel();
-        tx.send(Event::Part("{}".into())).unwrap();
-        let cancelled = Cell::new(false);
-        assert!(relay_stream(&mut Broken, &rx, &Vec::new(), || cancelled.set(true)).is_err());
-        assert!(cancelled.get());
+        on_runtime(async {
+            let (inflight, cancelled, _tx) = inflight(vec![Event::Part("{}".into())]);
+            let response = relay_stream(inflight, &Vec::new()).await;
+            assert!(!cancelled.load(Ordering::SeqCst));
+            // hyper drops the body when the client's socket closes.
+            drop(response);
+            assert!(cancelled.load(Ordering::SeqCst));
+        });
+        on_runtime(async {
+            let (inflight, cancelled, _tx) = inflight(vec![Event::Done(0, "{}".into())]);
+            let response = relay_stream(inflight, &Vec::new()).await;
+            drop(response);
+            assert!(
+                !cancelled.load(Ordering::SeqCst),
+                "a finished request is not cancelled"
+            );
+        });
     }
 
     #[test]
     fn non_streamed_results_are_enveloped() {
-        let (tx, rx) = mpsc::channel();
-        tx.send(Event::Done(
-            0,
-            r#"{"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}"#.into(),
-        ))
-        .unwrap();
+        let answer = on_runtime(async {
+            let (mut inflight, _, _tx) = inflight(vec![Event::Done(
+                0,
+                r#"{"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}"#.into(),
+            )]);
+            wait_for_result(&mut inflight).await
+        });
         assert_eq!(
-            wait_for_result(&rx),
+            answer,
             Answer::ok(json!({"message":{"role":"assistant","content":"Hi"},
                 "finish_reason":"stop","via_ai_chat_service":true}))
         );
