@@ -1,7 +1,7 @@
 # The project's commands. CI runs `make test` (through .ci/run).
 CARGO ?= cargo
 
-.PHONY: demo test deps check-format lint unit header bench fuzz serve js-deps
+.PHONY: demo test deps check-format lint unit header bench fuzz serve js-deps sanitize
 
 # The main job: the demo host chatting through the plugin (offline simulator
 # when no MOONSHOT_API_KEY is set).
@@ -49,6 +49,15 @@ fuzz:
 		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target corpus/$$target seeds/$$target -- \
 			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_FLAGS) || exit 1; \
 	done
+
+# Not part of `make test` (a sanitized build of the test tree takes minutes):
+# the plugin built with ThreadSanitizer and with AddressSanitizer, the C host
+# tests and the fault suite run against each; any report fails. Needs gcc.
+# `make sanitize SANITIZERS=thread` runs one. See tests/sanitize/run.sh.
+SANITIZERS ?= thread address
+
+sanitize:
+	bash tests/sanitize/run.sh $(SANITIZERS)
 
 # Not part of `make test`: what the plugin costs a host, next to the openai
 # npm package and two floors (README, "Benchmarks"). Options go in
