@@ -1,7 +1,7 @@
 # The project's commands. CI runs `make test` (through .ci/run).
 CARGO ?= cargo
 
-.PHONY: demo test deps check-format lint unit header bench fuzz serve js-deps sanitize
+.PHONY: demo test deps check-format lint unit header bench fuzz serve js-deps
 
 # The main job: the demo host chatting through the plugin (offline simulator
 # when no MOONSHOT_API_KEY is set).
@@ -56,6 +56,7 @@ fuzz:
 # `make sanitize SANITIZERS=thread` runs one. See tests/sanitize/run.sh.
 SANITIZERS ?= thread address
 
+.PHONY: sanitize
 sanitize:
 	bash tests/sanitize/run.sh $(SANITIZERS)
 
