@@ -50,6 +50,16 @@ fuzz:
 			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_FLAGS) || exit 1; \
 	done
 
+# Not part of `make test` (a sanitized build of the test tree takes minutes):
+# the plugin built with ThreadSanitizer and with AddressSanitizer, the C host
+# tests and the fault suite run against each; any report fails. Needs gcc.
+# `make sanitize SANITIZERS=thread` runs one. See tests/sanitize/run.sh.
+SANITIZERS ?= thread address
+
+.PHONY: sanitize
+sanitize:
+	bash tests/sanitize/run.sh $(SANITIZERS)
+
 # Not part of `make test`: what the plugin costs a host, next to the openai
 # npm package and two floors (README, "Benchmarks"). Options go in
 # BENCH_ARGS, e.g. `make bench BENCH_ARGS="--n 500 --profile"`.

@@ -186,23 +186,29 @@ impl Ticket {
         let Some((id, job)) = state.jobs.remove(at) else {
             return;
         };
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        // Handed over through a slot, not moved into the closure, so that a
+        // failed spawn leaves the job with us (it must still run, once).
+        let slot = Arc::new(Mutex::new(Some(job)));
+        let handed = slot.clone();
         let spawned = std::thread::Builder::new()
             .name("moonshot-expedite".into())
             .spawn(move || {
                 ON_POOL_THREAD.set(true);
-                if let Ok(job) = rx.recv() {
+                if let Some(job) = handed.lock().take() {
                     let _ = catch_unwind(AssertUnwindSafe(job));
                 }
             });
         match spawned {
             Ok(handle) => {
-                let _ = tx.send(job);
                 state.expedited.retain(|h| !h.is_finished());
                 // Pushed under the state lock: see `shutdown`.
                 state.expedited.push(handle);
             }
-            Err(_) => state.jobs.insert(at, (id, job)),
+            Err(_) => {
+                if let Some(job) = slot.lock().take() {
+                    state.jobs.insert(at, (id, job));
+                }
+            }
         }
     }
 }

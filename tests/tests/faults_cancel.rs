@@ -342,3 +342,37 @@ fn parts_and_on_done_never_follow_cancel_out_of_order() {
         );
     }
 }
+
+#[test]
+fn a_queued_request_cancelled_or_released_ends_at_once() {
+    // One thread, held by a silent stream: the next two requests queue.
+    let sim = Simulator::start().unwrap();
+    sim.push(silent_after(&["held"]));
+    let inst = instance(&sim, json!({"max_concurrency": 1, "max_queue": 2}));
+    let (held, held_rx) = start(&inst, &stream_request("x"));
+    assert_eq!(next_part(&held_rx)["text"], "held");
+    let (queued, queued_rx) = start(&inst, &stream_request("y"));
+    let (released, released_rx) = start(&inst, &stream_request("z"));
+
+    let cancelled_at = Instant::now();
+    queued.cancel();
+    let out = finish(cancelled_at, &queued_rx);
+    println!("cancel of a queued request -> on_done: {:?}", out.elapsed);
+    assert!(out.elapsed < PROMPT, "{:?}", out.elapsed);
+    assert_eq!(out.status, abi::MOONSHOT_ERR_CANCELLED, "{}", out.result);
+    assert!(out.parts.is_empty());
+    assert_eq!(queued.wait(PATIENCE), Some(abi::MOONSHOT_ERR_CANCELLED));
+
+    let released_at = Instant::now();
+    drop(released); // release()
+    let out = finish(released_at, &released_rx);
+    println!("release of a queued request -> on_done: {:?}", out.elapsed);
+    assert!(out.elapsed < PROMPT, "{:?}", out.elapsed);
+    assert_eq!(out.status, abi::MOONSHOT_ERR_CANCELLED, "{}", out.result);
+
+    // The held stream was left alone, and the queued ones never went out.
+    assert!(held_rx.try_recv().is_err(), "the held stream ended");
+    assert_eq!(sim.chat_bodies().len(), 1);
+    held.cancel();
+    assert_eq!(held.wait(PATIENCE), Some(abi::MOONSHOT_ERR_CANCELLED));
+}
