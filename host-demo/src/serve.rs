@@ -37,6 +37,7 @@ use crate::args::Options;
 
 mod access;
 mod body;
+mod call;
 mod driver;
 mod http;
 mod relay;

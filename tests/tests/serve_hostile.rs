@@ -288,6 +288,35 @@ fn large_uploads_at_once_share_a_bounded_budget() {
     assert!(peak < 260, "peak RSS {peak} MiB; statuses {statuses:?}");
 }
 
+#[test]
+fn a_driver_call_of_tiny_json_values_is_not_parsed_into_a_tree() {
+    // 60 MiB of `0,`: as a serde_json tree about 30 M values of 32+ bytes
+    // each, some 2 GB. serve reads only the call's own fields and the top
+    // level of `args`; the plugin refuses the request by its value count.
+    let sim = Simulator::start().unwrap();
+    let serve = serve_with(&sim, &[]);
+    let zeros = 30 * MIB;
+    let mut body = String::with_capacity(2 * zeros + 200);
+    body.push_str(r#"{"interface":"puter-chat-completion","method":"complete","args":{"messages":[{"content":"Hi"}],"junk":["#);
+    for i in 0..zeros {
+        body.push_str(if i == 0 { "0" } else { ",0" });
+    }
+    body.push_str("]}}");
+    let mut stream = serve.connect(Duration::from_secs(10));
+    stream
+        .write_all(post(&serve.addr, "", &body).as_bytes())
+        .unwrap();
+    drop(body);
+    let (answer, _) = read_for(&mut stream, Duration::from_secs(60));
+    let peak = report("a 60 MiB driver call of [0,0,...]", &serve);
+    assert_eq!(status_of(&answer), Ok(400), "{answer}");
+    assert!(answer.contains("invalid_argument"), "{answer}");
+    assert!(sim.chat_bodies().is_empty(), "nothing reached Moonshot");
+    // The raw body (60 MiB) and the plugin's copy of the arguments; a tree
+    // would be some 2 GB.
+    assert!(peak < 400, "peak RSS {peak} MiB");
+}
+
 /// A hand-made upstream that reads one request, answers nothing, and
 /// reports when the plugin's connection closes.
 fn silent_upstream() -> (String, mpsc::Receiver<&'static str>, thread::JoinHandle<()>) {

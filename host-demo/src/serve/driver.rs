@@ -10,9 +10,11 @@ use host_demo::registry::{self, Registered, Registry};
 use http_body_util::BodyExt;
 use hyper::Response;
 use moonshot_abi as abi;
+use serde::de;
 use serde_json::{json, Map, Value};
 
 use super::body::ReadBody;
+use super::call::{self, Args, WireCall};
 use super::http::{self, Body, Headers};
 use super::relay::{Inflight, NdjsonLines};
 
@@ -108,21 +110,26 @@ pub fn error_line(details: &str) -> String {
 /// What a `/drivers/call` body asks for.
 #[derive(Debug, PartialEq)]
 pub enum Call {
-    Complete(Map<String, Value>),
+    Complete(Args),
     Models,
     List,
 }
 
 /// Reads a driver call. The body is JSON whatever its Content-Type says
-/// (puter.js sends `text/plain;actually=json`).
+/// (puter.js sends `text/plain;actually=json`). No JSON tree of the body is
+/// built (see `call`).
 pub fn parse_call(body: &[u8]) -> Result<Call, Answer> {
     let bad = |message: String| Answer::error(400, "bad_request", message);
-    let call: Value = serde_json::from_slice(body)
+    let starts_an_object = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{');
+    if !starts_an_object && serde_json::from_slice::<de::IgnoredAny>(body).is_ok() {
+        return Err(bad("the body must be a JSON object".into()));
+    }
+    let call: WireCall = serde_json::from_slice(body)
         .map_err(|e| bad(format!("the body is not a JSON driver call: {e}")))?;
-    let call = call
-        .as_object()
-        .ok_or_else(|| bad("the body must be a JSON object".into()))?;
-    let interface = call.get("interface").and_then(Value::as_str).unwrap_or("");
+    let interface = call::as_text(call.interface).unwrap_or_default();
     if interface != INTERFACE {
         return Err(Answer::error(
             404,
@@ -130,28 +137,36 @@ pub fn parse_call(body: &[u8]) -> Result<Call, Answer> {
             format!("this host serves the interface '{INTERFACE}' only, not '{interface}'"),
         ));
     }
-    let mut args = match call.get("args") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(args)) => args.clone(),
+    let mut args = match call.args {
+        None => Args::default(),
+        Some(raw) if raw.get() == "null" => Args::default(),
+        Some(raw) if raw.get().starts_with('{') => serde_json::from_str(raw.get())
+            .map_err(|e| bad(format!("'args' could not be read: {e}")))?,
         Some(_) => return Err(bad("'args' must be an object".into())),
     };
     // `driver` (or the older `service`) picks the implementation; older
     // clients named the provider there.
-    match call.get("driver").or_else(|| call.get("service")) {
-        None | Some(Value::Null) => {}
-        Some(Value::String(d)) if d == DRIVER => {}
-        Some(Value::String(d)) if registry::normalize_provider(d).is_some() => {
-            args.entry("provider").or_insert_with(|| json!(d));
-        }
-        Some(other) => {
-            return Err(Answer::error(
-                404,
-                "no_implementation_available",
-                format!("this host serves the driver '{DRIVER}' only, not {other}"),
-            ))
+    let driver = call
+        .driver
+        .filter(|raw| raw.get() != "null")
+        .or(call.service);
+    if !call::is_null(driver) {
+        match call::as_text(driver) {
+            Some(d) if d == DRIVER => {}
+            Some(d) if registry::normalize_provider(&d).is_some() => {
+                args.default_text("provider", &d);
+            }
+            _ => {
+                let shown = driver.map(call::shown).unwrap_or_default();
+                return Err(Answer::error(
+                    404,
+                    "no_implementation_available",
+                    format!("this host serves the driver '{DRIVER}' only, not {shown}"),
+                ));
+            }
         }
     }
-    match call.get("method").and_then(Value::as_str) {
+    match call::as_text(call.method).as_deref() {
         Some("complete") => Ok(Call::Complete(args)),
         Some("models") => Ok(Call::Models),
         Some("list") => Ok(Call::List),
@@ -200,25 +215,19 @@ pub fn list(registry: &Registry) -> Value {
 /// one it serves.
 pub fn resolve<'r>(
     registry: &'r Registry,
-    args: &Map<String, Value>,
+    args: &Args,
 ) -> Result<(&'r Registered, String), Answer> {
-    let text = |field: &str| match args.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(Answer::error(
-            400,
-            "bad_request",
-            format!("'{field}' must be a string"),
-        )),
+    let text = |field: &str| {
+        args.text(field)
+            .map_err(|message| Answer::error(400, "bad_request", message))
     };
     let model = text("model")?;
     let provider = match text("provider")? {
-        Some(p) if registry::normalize_provider(p).is_none() && model.is_some() => None,
+        Some(p) if registry::normalize_provider(&p).is_none() && model.is_some() => None,
         other => other,
     };
     registry
-        .resolve(provider, model)
+        .resolve(provider.as_deref(), model.as_deref())
         .map_err(|message| Answer::error(400, "model_not_found", message))
 }
 
@@ -248,7 +257,7 @@ pub async fn call(
 }
 
 async fn complete(
-    mut args: Map<String, Value>,
+    mut args: Args,
     registry: &Registry,
     headers: &Headers,
 ) -> (Response<Body>, String) {
@@ -256,11 +265,12 @@ async fn complete(
         Ok(found) => found,
         Err(answer) => return (send(&answer, headers), "complete: no such model".into()),
     };
-    let stream = args.get("stream") == Some(&Value::Bool(true));
+    let stream = args.is_true("stream");
     let note = format!("complete {model}{}", if stream { " stream" } else { "" });
-    args.insert("model".into(), json!(model));
-    args.insert("provider".into(), json!(registry::PROVIDER));
-    let request = Value::Object(args).to_string();
+    args.set_text("model", &model);
+    args.set_text("provider", registry::PROVIDER);
+    let request = args.to_json();
+    drop(args);
     let inflight = match registered.instance.complete(&request, None) {
         Ok((handle, events)) => Inflight::start(handle, events),
         Err((status, details)) => {
@@ -329,7 +339,7 @@ mod tests {
             panic!("not a complete call")
         };
         assert_eq!(
-            Value::Object(args),
+            serde_json::from_str::<Value>(&args.to_json()).unwrap(),
             json!({"messages":[{"content":"Hi"}],"reasoning_effort":"high"})
         );
         // puter.drivers.call sends no driver; older clients named the provider there.
@@ -338,12 +348,10 @@ mod tests {
         let legacy = body_of(
             json!({"interface":"puter-chat-completion","driver":"kimi","method":"complete","args":{}}),
         );
-        assert_eq!(
-            parse_call(&legacy),
-            Ok(Call::Complete(
-                json!({"provider":"kimi"}).as_object().unwrap().clone()
-            ))
-        );
+        let Ok(Call::Complete(args)) = parse_call(&legacy) else {
+            panic!("not a complete call")
+        };
+        assert_eq!(args.to_json(), r#"{"provider":"kimi"}"#);
     }
 
     #[test]
