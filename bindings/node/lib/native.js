@@ -168,30 +168,65 @@ export function reserveThreads(count) {
 
 // ------------------------------------------------------------ the callbacks
 
+// The callbacks only queue what they got and return: koffi runs them on
+// the event loop, and a burst of parts from many plugin threads comes as
+// one batch of relays with no loop turn between them. The parts are then
+// handled by `drain` in slices of at most DRAIN_SLICE_MS, so timers and I/O
+// get their turn even under 64 busy streams.
+const DRAIN_SLICE_MS = 5;
+let events = [];
+let drainScheduled = false;
+
+function scheduleDrain() {
+    if (!drainScheduled) {
+        drainScheduled = true;
+        setImmediate(drain);
+    }
+}
+
+function drain() {
+    drainScheduled = false;
+    const deadline = performance.now() + DRAIN_SLICE_MS;
+    let i = 0;
+    for (; i < events.length; i += 1) {
+        if (i % 16 === 15 && performance.now() > deadline) break;
+        const [handlers, status, json] = events[i];
+        if (status === null) {
+            try {
+                if (handlers.onChunk(json) === false) handlers.stopped = true;
+            } catch {
+                handlers.stopped = true;
+            }
+        } else {
+            try {
+                handlers.onDone(status, json);
+            } finally {
+                releaseLoop();
+            }
+        }
+    }
+    events = i === events.length ? [] : events.slice(i);
+    if (events.length) scheduleDrain();
+}
+
 // Registered once for the process and never unregistered: a plugin thread
 // may call them until the last on_done, and an unregistered trampoline
 // would throw from a foreign thread.
 const onChunkPtr = koffi.register((id, chunk, _len) => {
-    const request = inFlight.get(id);
-    if (!request) return STOP;
-    try {
-        return request.onChunk(chunk) === false ? STOP : CONTINUE;
-    } catch {
-        return STOP;
-    }
+    const handlers = inFlight.get(id);
+    if (!handlers || handlers.stopped) return STOP;
+    events.push([handlers, null, chunk]);
+    scheduleDrain();
+    return CONTINUE;
 }, koffi.pointer(OnChunk));
 
 const onDonePtr = koffi.register((id, status, result, _len) => {
-    const request = inFlight.get(id);
-    if (!request) return;
+    const handlers = inFlight.get(id);
+    if (!handlers) return;
+    // The plugin no longer touches the request's user_data after this.
     inFlight.delete(id);
-    // The plugin no longer touches the request's user_data: the handle can
-    // be released from here (release never blocks).
-    try {
-        request.onDone(status, result);
-    } finally {
-        releaseLoop();
-    }
+    events.push([handlers, status, result]);
+    scheduleDrain();
 }, koffi.pointer(OnDone));
 
 const CALLBACKS = {
@@ -305,7 +340,8 @@ class Library {
 
     /**
      * Starts a completion. `handlers.onChunk(json)` (return false to stop)
-     * and `handlers.onDone(status, json)` run on the event loop. Returns a
+     * and `handlers.onDone(status, json)` run on the event loop, in order,
+     * shortly after the plugin delivered them. Returns a
      * handle with cancel() and release(); throws the refusal when nothing
      * was started.
      */
@@ -329,7 +365,7 @@ class Library {
             releaseLoop();
             throw pluginError(status, details);
         }
-        return new RequestHandle(this, request[0]);
+        return new RequestHandle(this, request[0], handlers);
     }
 
     /** destroy() on one of koffi's worker threads: it waits for plugin
@@ -350,12 +386,17 @@ class Library {
 class RequestHandle {
     #library;
     #ptr;
-    constructor(library, ptr) {
+    #handlers;
+    constructor(library, ptr, handlers) {
         this.#library = library;
         this.#ptr = ptr;
+        this.#handlers = handlers;
     }
 
+    /** Stops the request: the next on_chunk answers STOP, and the plugin
+     * is told at once. */
     cancel() {
+        this.#handlers.stopped = true;
         if (this.#ptr) this.#library.fns.cancel(this.#ptr);
     }
 

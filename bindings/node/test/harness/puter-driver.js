@@ -173,9 +173,13 @@ export class RecordingMetering {
     }
 }
 
+/** The driver reads a provider's models once (#buildModelMap at start). */
+const modelMaps = new WeakMap();
+
 /** The model the driver would resolve for `args.model` among the provider's. */
 export function resolveModel(provider, modelId) {
-    const models = provider.models();
+    let models = modelMaps.get(provider);
+    if (!models) modelMaps.set(provider, (models = provider.models()));
     const wanted = (modelId ?? provider.getDefaultModel()).toLowerCase();
     return models.find((m) => [m.id, ...(m.aliases ?? []), m.puterId].some((k) => k?.toLowerCase() === wanted));
 }
@@ -190,8 +194,9 @@ export function resolveModel(provider, modelId) {
  * finally block has run. Throws what complete() throws.
  */
 export async function driverComplete(provider, args, { newer = false, estimates = [] } = {}) {
-    const model = resolveModel(provider, args.model);
+    let model = resolveModel(provider, args.model);
     if (!model) throw new Error(`driver: no model ${args.model}`);
+    model = structuredClone(model);
     const res = await provider.complete({ ...args, model: model.id });
     if (res.init_chat_stream) {
         const passthrough = new PassThrough();
