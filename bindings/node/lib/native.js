@@ -67,6 +67,11 @@ const KOFFI_CALL_CEILING = 4096;
 /** Slots kept for koffi's own async calls (destroy runs as one). */
 const KOFFI_RESERVE = 32;
 
+/** koffi's limit, as set (or found frozen) before this module's first koffi call. */
+let koffiCallLimit = 0;
+// Before any other koffi call: the limit freezes once koffi allocates.
+configureKoffi();
+
 const OnChunk = koffi.proto(
     'int32_t MoonshotOnChunk(uintptr_t user_data, const char *chunk_json, size_t len)',
 );
@@ -111,8 +116,6 @@ const loaded = new Map();
 const inFlight = new Map();
 let nextId = 1;
 let reservedThreads = 0;
-/** koffi's limit as it stands once the first library is loaded. */
-let koffiCallLimit = 0;
 /** A ref'd timer keeps the event loop alive while callbacks are pending
  * (trap 2: koffi's callback broker does not). */
 let keepAlive = null;
@@ -235,32 +238,6 @@ const CALLBACKS = {
     on_done: onDonePtr,
 };
 
-// ------------------------------------------------------------ process exit
-
-// process.exit() with requests in flight: Node tears the runtime down while
-// plugin threads may still call back into it, which aborts the process.
-// Ending it with _exit once every 'exit' listener has run skips that
-// teardown (and the library's thread-local destructors) and keeps the code.
-let exitHooked = false;
-let libcExit = null;
-function hookProcessExit() {
-    if (exitHooked) return;
-    exitHooked = true;
-    try {
-        libcExit = koffi.load('libc.so.6').func('void _exit(int status)');
-    } catch {
-        return;
-    }
-    const reallyExit = process.reallyExit;
-    process.reallyExit = function (code) {
-        if (pendingWork > 0) {
-            // stdout and stderr on pipes and files are written synchronously on Linux.
-            libcExit(typeof code === 'number' ? code : 0);
-        }
-        return reallyExit.call(process, code);
-    };
-}
-
 // ------------------------------------------------------------ the table
 
 /** The table of one library, functions decoded, strings handled. */
@@ -273,7 +250,6 @@ class Library {
             );
         }
         configureKoffi();
-        hookProcessExit();
         this.path = path;
         this.handle = koffi.load(path);
         const getApi = this.handle.func('void *moonshot_get_api(uint32_t abi_major, uint32_t host_abi_minor)');

@@ -194,10 +194,11 @@ export function resolveModel(provider, modelId) {
  * finally block has run. Throws what complete() throws.
  */
 export async function driverComplete(provider, args, { newer = false, estimates = [] } = {}) {
-    let model = resolveModel(provider, args.model);
-    if (!model) throw new Error(`driver: no model ${args.model}`);
-    model = structuredClone(model);
-    const res = await provider.complete({ ...args, model: model.id });
+    // A model the driver cannot resolve goes to the provider as asked, so
+    // the provider's own refusal is what the caller sees.
+    const found = resolveModel(provider, args.model);
+    const model = found ? structuredClone(found) : undefined;
+    const res = await provider.complete(model ? { ...args, model: model.id } : args);
     if (res.init_chat_stream) {
         const passthrough = new PassThrough();
         const chatStream = new AIChatStream({ stream: passthrough, newer });
@@ -205,7 +206,7 @@ export async function driverComplete(provider, args, { newer = false, estimates 
         chatStream.endedWith = undefined;
         chatStream.end = (usage) => {
             const enriched = usage ? { ...usage } : usage;
-            if (enriched) injectUsdCents(enriched, model);
+            if (enriched && model) injectUsdCents(enriched, model);
             chatStream.endedWith = enriched;
             return originalEnd(enriched);
         };
@@ -224,7 +225,7 @@ export async function driverComplete(provider, args, { newer = false, estimates 
         })();
         return { kind: 'stream', stream: passthrough, chatStream, model, pumped };
     }
-    if (res.usage) injectUsdCents(res.usage, model);
+    if (res.usage && model) injectUsdCents(res.usage, model);
     return { kind: 'message', result: { ...res, via_ai_chat_service: true }, model };
 }
 
