@@ -194,18 +194,18 @@ function drain() {
     for (; i < events.length; i += 1) {
         if (i % 16 === 15 && performance.now() > deadline) break;
         const [handlers, status, json] = events[i];
-        if (status === null) {
-            try {
+        try {
+            if (status === null) {
                 if (handlers.onChunk(json) === false) handlers.stopped = true;
-            } catch {
-                handlers.stopped = true;
-            }
-        } else {
-            try {
+            } else {
                 handlers.onDone(status, json);
-            } finally {
-                releaseLoop();
             }
+        } catch (error) {
+            // A handler bug must not stall every other request's parts.
+            if (status === null) handlers.stopped = true;
+            process.emitWarning(`moonshot: a stream handler threw: ${error?.stack ?? error}`);
+        } finally {
+            if (status !== null) releaseLoop();
         }
     }
     events = i === events.length ? [] : events.slice(i);

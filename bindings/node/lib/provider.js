@@ -22,7 +22,7 @@ export class MoonshotProvider {
     #getActor;
     #prefix;
     #unreserve;
-    /** Requests not yet ended: their cancel() and a promise of their end. */
+    /** Completions not yet ended: their cancel() and a promise of their end. */
     #live = new Set();
     #closing = null;
 
@@ -111,7 +111,7 @@ export class MoonshotProvider {
     async complete(args) {
         if (this.#closing) throw new Error('MoonshotProvider is closed');
         const actor = this.#getActor ? this.#getActor() : undefined;
-        const request = new Request(this, actor, args?.stream === true);
+        const request = new Completion(this, actor, args?.stream === true);
         this.#live.add(request);
         request.ended.finally(() => this.#live.delete(request));
         try {
@@ -127,12 +127,17 @@ export class MoonshotProvider {
     meter(pluginUsage, actor) {
         const metered = meteredUsage(pluginUsage);
         if (!metered) return undefined;
-        this.#metering?.utilRecordUsageObject(
-            metered.usage,
-            actor,
-            `${this.#prefix}:${metered.model}`,
-            metered.overrides,
-        );
+        try {
+            this.#metering?.utilRecordUsageObject(
+                metered.usage,
+                actor,
+                `${this.#prefix}:${metered.model}`,
+                metered.overrides,
+            );
+        } catch (error) {
+            // The completion happened either way; the stream still ends with its usage.
+            process.emitWarning(`moonshot: metering failed: ${error?.message ?? error}`);
+        }
         return metered;
     }
 
@@ -156,7 +161,7 @@ export class MoonshotProvider {
 }
 
 /** One complete() call, from start to on_done. */
-class Request {
+class Completion {
     #provider;
     #handle = null;
     #cancelled = false;

@@ -199,6 +199,26 @@ describe('complete', () => {
 });
 
 describe('errors', () => {
+    test('a metering service that throws neither loses the answer nor stalls other requests', async () => {
+        const p = new MoonshotProvider(sim.config(), { utilRecordUsageObject() { throw new Error('metering down'); } }, { library: LIBRARY });
+        const warnings = [];
+        const onWarning = (w) => warnings.push(w.message);
+        process.on('warning', onWarning);
+        try {
+            const res = await driverComplete(p, { messages: 'Hi', stream: true });
+            const lines = await readLines(res.stream);
+            await res.pumped;
+            assert.equal(lines.at(-1).type, 'usage');
+            const { result } = await driverComplete(p, { messages: 'Hi' });
+            assert.equal(result.message.role, 'assistant');
+            await new Promise((resolve) => setImmediate(resolve));
+            assert.ok(warnings.some((m) => /metering failed: metering down/.test(m)));
+        } finally {
+            process.off('warning', onWarning);
+            await p.close();
+        }
+    });
+
     test("the caller's faults are invalid_request_error with status 400", async () => {
         const { p, metering } = provider();
         try {
