@@ -142,7 +142,9 @@ export function pendingCount() {
 function configureKoffi() {
     if (koffiCallLimit) return;
     try {
-        koffi.config({ max_async_calls: KOFFI_CALL_CEILING });
+        // Resident pools (koffi's maximum, 32): a callback beyond them maps and
+        // unmaps a fresh stack, which at 64 streams doubled the CPU per part.
+        koffi.config({ max_async_calls: KOFFI_CALL_CEILING, resident_async_pools: 32 });
     } catch {
         // Another module loaded a library through koffi first: the limit is
         // frozen at whatever it set, and instances must fit in it.

@@ -1,7 +1,8 @@
 // Processes that leave every way with a request in flight, ten times each,
 // in parallel (trap 2: Node does not wait for foreign callbacks and a plugin
 // thread calling into a dying runtime aborted it; trap 3: unloading the
-// library at exit ran Rust thread-local destructors on unmapped code).
+// library, when koffi's handle is collected or at exit, ran Rust
+// thread-local destructors on unmapped code: the `gc` way).
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -26,6 +27,7 @@ const MODES = {
     'exit-in-callback': { code: 0, says: ['started'] },
     close: { code: 0, says: ['started', 'done', 'closed'] },
     throw: { code: 1, says: ['started'], stderr: /deliberately uncaught/ },
+    gc: { code: 0, says: ['started', 'done'] },
 };
 
 let sim;
@@ -38,7 +40,7 @@ after(async () => {
 
 function run(mode) {
     return new Promise((resolve) => {
-        const child = spawn(process.execPath, [CHILD, mode], {
+        const child = spawn(process.execPath, ['--expose-gc', CHILD, mode], {
             env: { ...process.env, MOONSHOT_TEST_BASE_URL: sim.baseUrl },
             stdio: ['ignore', 'pipe', 'pipe'],
         });
