@@ -7,7 +7,9 @@
 //   thread spent waiting on the run queue meanwhile (Linux schedstat):
 //   what this process held the loop for, running JS or native code, or
 //   blocked on a lock (a synchronous destroy waiting on plugin threads
-//   would be here in full).
+//   would be here in full). Time the hypervisor takes the VM's core away
+//   (steal) is invisible to the guest and still lands here, which is why
+//   concurrency.test.js bounds the best of a few rounds.
 //
 // The tests bound `heldMs`, and print both.
 
