@@ -239,6 +239,9 @@ const CALLBACKS = {
     on_chunk: onChunkPtr,
     on_done: onDonePtr,
 };
+/** Without on_chunk the plugin only gathers the parts into the result:
+ * no callback per part for a caller that does not stream. */
+const DONE_ONLY = { ...CALLBACKS, on_chunk: null };
 
 // ------------------------------------------------------------ the table
 
@@ -317,13 +320,13 @@ class Library {
     }
 
     /**
-     * Starts a completion. `handlers.onChunk(json)` (return false to stop)
-     * and `handlers.onDone(status, json)` run on the event loop, in order,
-     * shortly after the plugin delivered them. Returns a
+     * Starts a completion. `handlers.onChunk(json)` (return false to stop;
+     * only with `parts`) and `handlers.onDone(status, json)` run on the
+     * event loop, in order, shortly after the plugin delivered them. Returns a
      * handle with cancel() and release(); throws the refusal when nothing
      * was started.
      */
-    start(instance, requestJson, handlers) {
+    start(instance, requestJson, handlers, { parts = true } = {}) {
         const id = nextId++;
         const request = [null];
         const error = [null];
@@ -331,7 +334,7 @@ class Library {
         holdLoop();
         let status;
         try {
-            status = this.fns.complete(instance, requestJson, CALLBACKS, id, request, error);
+            status = this.fns.complete(instance, requestJson, parts ? CALLBACKS : DONE_ONLY, id, request, error);
         } catch (e) {
             inFlight.delete(id);
             releaseLoop();

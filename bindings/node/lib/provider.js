@@ -189,10 +189,15 @@ class Completion {
     }
 
     start(library, instance, requestJson) {
-        this.#handle = library.start(instance, requestJson, {
-            onChunk: (json) => this.#onChunk(json),
-            onDone: (status, json) => this.#onDone(status, json),
-        });
+        this.#handle = library.start(
+            instance,
+            requestJson,
+            {
+                onChunk: (json) => this.#onChunk(json),
+                onDone: (status, json) => this.#onDone(status, json),
+            },
+            { parts: this.stream },
+        );
         if (this.#cancelled) this.#handle.cancel();
     }
 
