@@ -81,14 +81,16 @@ hostile-rss:
 
 # puter.js against the demo host (issue 6): `make serve` answers Puter's
 # driver protocol on 127.0.0.1:4100 (offline simulator without a key);
-# `make js-deps` installs tests/js's locked npm packages, which the
-# puter.js end-to-end test (part of `make test`) needs.
+# `make js-deps` installs tests/js's and bindings/node's locked npm
+# packages, which the puter.js and Node provider tests (part of `make test`) need.
 serve:
 	$(CARGO) run -q -p host-demo -- serve $(SERVE_ARGS)
 
 js-deps:
-	@if [ ! -f tests/js/node_modules/.package-lock.json ] || \
-	    ! cmp -s tests/js/package-lock.json tests/js/node_modules/.installed-lock.json; then \
-		cd tests/js && npm ci --no-audit --no-fund --loglevel=error && \
-		cp package-lock.json node_modules/.installed-lock.json; \
-	fi
+	@for dir in tests/js bindings/node; do \
+	  if [ ! -f $$dir/node_modules/.package-lock.json ] || \
+	      ! cmp -s $$dir/package-lock.json $$dir/node_modules/.installed-lock.json; then \
+		(cd $$dir && npm ci --no-audit --no-fund --loglevel=error && \
+		 cp package-lock.json node_modules/.installed-lock.json) || exit 1; \
+	  fi; \
+	done

@@ -4,7 +4,8 @@
 //! ([`server`]), then runs each client kind in a child process of its own
 //! against it, so every CPU and memory figure belongs to that client alone:
 //! the wire and decode floors ([`floors`]), the plugin through its C ABI
-//! ([`plugin_client`]) and the openai npm package (tests/bench/openai-node).
+//! ([`plugin_client`]), the openai npm package (tests/bench/openai-node) and
+//! bindings/node through koffi ([`node_koffi`]).
 //! [`run`] drives it all and prints the table; [`plugin_client::scale`]
 //! holds 1,000 streams open against the paced upstream; [`profile`] runs
 //! perf and callgrind on the plugin client (`--profile`).
@@ -12,6 +13,7 @@
 pub mod answer;
 pub mod figures;
 pub mod floors;
+pub mod node_koffi;
 pub mod plugin_client;
 pub mod procstat;
 pub mod profile;

@@ -3,7 +3,7 @@
 //! the report.
 //!
 //! ```text
-//! bench [--n N] [--warmup W] [--concurrency 1,8,64] [--kinds wire,decode,plugin,openai-node]
+//! bench [--n N] [--warmup W] [--concurrency 1,8,64] [--kinds wire,decode,plugin,openai-node,node-koffi]
 //!       [--chunks 500] [--streams 1000] [--slow-burst 20] [--slow-interval-ms 200]
 //!       [--plugin PATH] [--json FILE] [--profile]
 //! bench --serve ...          (child: the upstream)
@@ -22,6 +22,7 @@ use serde_json::json;
 use super::answer::{self, Answer};
 use super::figures::{self, Figures, Worker};
 use super::floors::{DecodeFloor, WireFloor};
+use super::node_koffi;
 use super::plugin_client::{self, ChannelWorker, PluginWorker, Provider, ScaleFigures};
 use super::procstat;
 use super::profile::{self, Target};
@@ -32,7 +33,7 @@ usage: bench [options]
   --n N                  measured completions per client and concurrency (default 2000)
   --warmup W             unmeasured completions first (default max(20, 2 x concurrency))
   --concurrency LIST     default 1,8,64
-  --kinds LIST           default wire,decode,plugin,openai-node; also plugin-channel
+  --kinds LIST           default wire,decode,plugin,openai-node,node-koffi; also plugin-channel
                          (the same plugin through host_demo's safe wrapper and its channel)
   --chunks K             chunk JSONs per streamed answer (default 500)
   --streams S            scale run: streams held open at once (default 1000; 0 skips it)
@@ -277,7 +278,7 @@ fn orchestrate(args: &Args) -> Result<(), String> {
         .iter()
         .map(|c| c.parse().map_err(|_| format!("bad concurrency {c:?}")))
         .collect::<Result<_, _>>()?;
-    let kinds = args.list("kinds", "wire,decode,plugin,openai-node");
+    let kinds = args.list("kinds", "wire,decode,plugin,openai-node,node-koffi");
     let streams: usize = args.num("streams", 1000)?;
     let burst: usize = args.num("slow-burst", 20)?;
     let interval_ms: u64 = args.num("slow-interval-ms", 200)?;
@@ -292,6 +293,25 @@ fn orchestrate(args: &Args) -> Result<(), String> {
     if let Err(why) = &node {
         eprintln!("bench: openai-node skipped: {why}");
     }
+    let koffi = if kinds.iter().any(|k| k == "node-koffi") {
+        node_koffi::prepare()
+    } else {
+        Err("not asked for".into())
+    };
+    if let Err(why) = &koffi {
+        eprintln!("bench: node-koffi skipped: {why}");
+    }
+    let koffi_run = |dir: &Path, port: u16, concurrency: usize| node_koffi::Run {
+        dir: dir.to_path_buf(),
+        library: plan.library.clone(),
+        port,
+        concurrency,
+        n: plan.n,
+        warmup: plan.warmup(concurrency),
+        chunks: plan.chunks,
+        text_units: answer.content.encode_utf16().count() + answer.reasoning.encode_utf16().count(),
+        body: answer::puter_request(),
+    };
 
     let upstream = Upstream::start(&exe, plan.chunks, burst, interval_ms)?;
     println!(
@@ -313,6 +333,10 @@ fn orchestrate(args: &Args) -> Result<(), String> {
             let figures = match kind.as_str() {
                 "openai-node" => match &node {
                     Ok(dir) => run_node(dir, &plan, &answer, upstream.port, concurrency),
+                    Err(why) => Err(format!("skipped: {why}")),
+                },
+                "node-koffi" => match &koffi {
+                    Ok(dir) => node_koffi::run(&koffi_run(dir, upstream.port, concurrency)),
                     Err(why) => Err(format!("skipped: {why}")),
                 },
                 _ => run_child(&plan, kind, upstream.port, concurrency),
@@ -341,7 +365,31 @@ fn orchestrate(args: &Args) -> Result<(), String> {
     } else {
         None
     };
+    let koffi_rss = koffi.as_ref().ok().map(|dir| {
+        eprintln!(
+            "bench: node-koffi RSS run, {} completions ...",
+            node_koffi::RSS_COMPLETIONS
+        );
+        let result = node_koffi::rss_run(&koffi_run(dir, upstream.port, 1));
+        node_koffi::print_rss(&result);
+        result
+    });
     print_targets(&rows, scale.as_ref());
+    if kinds.iter().any(|k| k == "node-koffi") {
+        let per_concurrency: Vec<_> = concurrencies
+            .iter()
+            .map(|&c| {
+                (
+                    c,
+                    find(&rows, "node-koffi", c),
+                    find(&rows, "openai-node", c),
+                )
+            })
+            .collect();
+        println!("Targets (issue 10)");
+        node_koffi::print_targets(&per_concurrency, koffi_rss.as_ref());
+        println!();
+    }
     println!("load average at the end: {}", load_average());
     eprintln!("bench: done in {:.0} s", started.elapsed().as_secs_f64());
 
