@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use ureq::http::Response;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{Connector, NextTimeout, RustlsConnector};
+use ureq::unversioned::transport::{
+    ConnectProxyConnector, Connector, NextTimeout, RustlsConnector,
+};
 use ureq::{Agent, Body, Timeout};
 
 use crate::cancel::{CancelToken, CancellableTcpConnector, FirstByteConnector};
@@ -83,9 +85,15 @@ impl Client {
             // bodies stream through the output buffer in pieces.
             .input_buffer_size(INPUT_BUFFER_BYTES)
             .output_buffer_size(OUTPUT_BUFFER_BYTES)
+            .tls_config(config.tls.tls_config())
+            .proxy(config.proxy.proxy().cloned())
             .build();
+        // With a proxy, the CONNECT connector runs this same chain to reach
+        // the proxy, then hands the tunnel on: TLS to Moonshot runs inside
+        // it, so the proxy sees neither the key nor the bodies.
         let connector =
-            ().chain(CancellableTcpConnector::default())
+            ().chain(ConnectProxyConnector::default())
+                .chain(CancellableTcpConnector::default())
                 .chain(RustlsConnector::default())
                 .chain(FirstByteConnector);
         Client {
@@ -356,7 +364,11 @@ pub fn transport_error(e: ureq::Error, t: &Timeouts, before_response: bool) -> P
             timeout_error(which, t).retryable(before_response)
         }
         ureq::Error::Timeout(which) => timeout_error(which, t),
-        ureq::Error::Io(io) => io_error(io, t).retryable(before_response),
+        ureq::Error::Io(io) => match crate::tls::failure(&io) {
+            Some(tls) => tls,
+            None => io_error(io, t).retryable(before_response),
+        },
+        ureq::Error::Rustls(tls) => crate::tls::describe(&tls),
         ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
             ProviderError::new(ErrorKind::Transport, format!("could not connect: {e}"))
                 .retryable(before_response)

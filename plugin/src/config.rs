@@ -9,8 +9,14 @@ use serde_json::Value;
 use crate::catalog::RetiredPolicy;
 use crate::date::{Clock, Date};
 use crate::error::ProviderError;
+use crate::proxy::ProxyChoice;
+use crate::tls::{TlsSettings, Trust};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.moonshot.ai/v1";
+
+/// Most pool threads one instance may run: a thread a stream, with small
+/// stacks (pool.rs), 10,000 streams fit in a few hundred megabytes.
+pub const MAX_CONCURRENCY: usize = 16_384;
 
 /// The API key. Its Debug and Display never show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -73,6 +79,10 @@ pub struct Config {
     pub web_search: WebSearch,
     /// Largest request JSON `complete` accepts from the host.
     pub max_request_bytes: usize,
+    /// The certificates HTTPS connections trust (the `tls` block).
+    pub tls: Trust,
+    /// The CONNECT proxy, from `proxy` or the environment.
+    pub proxy: ProxyChoice,
 }
 
 /// The optional settings, as written in the JSON. Unknown fields are ignored.
@@ -90,6 +100,8 @@ struct Settings {
     today: Option<String>,
     web_search: WebSearchSettings,
     max_request_bytes: Option<usize>,
+    tls: TlsSettings,
+    proxy: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -214,11 +226,13 @@ impl Config {
             })?),
         };
         let max_concurrency = s.max_concurrency.unwrap_or(8);
-        if max_concurrency == 0 || max_concurrency > 1024 {
-            return Err(ProviderError::invalid_argument(
-                "config 'max_concurrency' must be between 1 and 1024",
-            ));
+        if max_concurrency == 0 || max_concurrency > MAX_CONCURRENCY {
+            return Err(ProviderError::invalid_argument(format!(
+                "config 'max_concurrency' must be between 1 and {MAX_CONCURRENCY}"
+            )));
         }
+        let tls = Trust::from_settings(s.tls)?;
+        let proxy = ProxyChoice::from_setting(s.proxy.as_deref())?;
         Ok(Config {
             api_key,
             base_url,
@@ -233,6 +247,8 @@ impl Config {
                 max_rounds: s.web_search.max_rounds.unwrap_or(5).max(1),
             },
             max_request_bytes: s.max_request_bytes.unwrap_or(110 * 1024 * 1024),
+            tls,
+            proxy,
         })
     }
 }

@@ -20,11 +20,13 @@ mod media;
 pub mod messages;
 pub mod metering;
 mod pool;
+pub mod proxy;
 pub mod request;
 #[doc(hidden)] // public for the fuzz targets only
 pub mod sse;
 pub mod stream;
 pub mod thinking;
+pub mod tls;
 pub mod tools;
 
 pub use ffi::entry::moonshot_get_api;
