@@ -369,6 +369,12 @@ pub fn transport_error(e: ureq::Error, t: &Timeouts, before_response: bool) -> P
             None => io_error(io, t).retryable(before_response),
         },
         ureq::Error::Rustls(tls) => crate::tls::describe(&tls),
+        // ureq's reason is the proxy's status line, never its URL.
+        ureq::Error::ConnectProxyFailed(reason) => ProviderError::new(
+            ErrorKind::Transport,
+            format!("the proxy refused to open a tunnel to the upstream: {reason}"),
+        )
+        .with_code("proxy_refused"),
         ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
             ProviderError::new(ErrorKind::Transport, format!("could not connect: {e}"))
                 .retryable(before_response)
