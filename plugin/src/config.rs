@@ -18,6 +18,17 @@ pub const DEFAULT_BASE_URL: &str = "https://api.moonshot.ai/v1";
 /// stacks (pool.rs), 10,000 streams fit in a few hundred megabytes.
 pub const MAX_CONCURRENCY: usize = 16_384;
 
+/// Pool threads' stacks, instead of std's 2 MiB. Measured: a plain stream
+/// needs about 28 KiB in a release build (ureq's connect and run frames are
+/// most of it); the deepest request the tests make (TLS handshake, tools,
+/// a schema nested to serde_json's limit) needs more than 128 KiB and at
+/// most 256 KiB in a debug build (network_tls's small-stack test). Twice
+/// that leaves room for the host's callbacks, which run on these threads.
+/// Only touched pages cost memory; the reservation is what 10,000 threads
+/// must fit in (5 GiB of address space, not of RAM).
+pub const DEFAULT_WORKER_STACK_KIB: usize = 512;
+pub const MIN_WORKER_STACK_KIB: usize = 128;
+
 /// The API key. Its Debug and Display never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
@@ -83,6 +94,8 @@ pub struct Config {
     pub tls: Trust,
     /// The CONNECT proxy, from `proxy` or the environment.
     pub proxy: ProxyChoice,
+    /// Stack of each pool thread (`worker_stack_kib`).
+    pub worker_stack_bytes: usize,
 }
 
 /// The optional settings, as written in the JSON. Unknown fields are ignored.
@@ -102,6 +115,7 @@ struct Settings {
     max_request_bytes: Option<usize>,
     tls: TlsSettings,
     proxy: Option<String>,
+    worker_stack_kib: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -233,6 +247,12 @@ impl Config {
         }
         let tls = Trust::from_settings(s.tls)?;
         let proxy = ProxyChoice::from_setting(s.proxy.as_deref())?;
+        let worker_stack_kib = s.worker_stack_kib.unwrap_or(DEFAULT_WORKER_STACK_KIB);
+        if !(MIN_WORKER_STACK_KIB..=16 * 1024).contains(&worker_stack_kib) {
+            return Err(ProviderError::invalid_argument(format!(
+                "config 'worker_stack_kib' must be between {MIN_WORKER_STACK_KIB} and 16384"
+            )));
+        }
         Ok(Config {
             api_key,
             base_url,
@@ -249,6 +269,7 @@ impl Config {
             max_request_bytes: s.max_request_bytes.unwrap_or(110 * 1024 * 1024),
             tls,
             proxy,
+            worker_stack_bytes: worker_stack_kib * 1024,
         })
     }
 }
@@ -313,6 +334,20 @@ mod tests {
             .unwrap_err()
             .message
             .contains("JSON object"));
+    }
+
+    #[test]
+    fn scale_settings_have_bounds() {
+        let c = Config::from_json(r#"{"apiKey":"k","max_concurrency":10000}"#).unwrap();
+        assert_eq!(c.max_concurrency, 10_000);
+        assert_eq!(c.worker_stack_bytes, DEFAULT_WORKER_STACK_KIB * 1024);
+        for bad in [
+            r#"{"apiKey":"k","max_concurrency":16385}"#,
+            r#"{"apiKey":"k","max_concurrency":0}"#,
+            r#"{"apiKey":"k","worker_stack_kib":64}"#,
+        ] {
+            assert!(Config::from_json(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -228,3 +228,28 @@ impl Drop for TempFile {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// A 256 KiB worker stack carries the deepest request the tests make, even
+/// in a debug build: a TLS handshake, a streamed tool call with reasoning,
+/// a schema nested to serde_json's depth limit. (128 KiB does not; the
+/// default is 512 KiB, the rest being room for the host's callbacks.)
+#[test]
+fn a_quarter_mib_worker_stack_carries_tls_tools_and_deep_json() {
+    let ca = TestCa::new(LOOPBACK);
+    let sim = Simulator::start_tls(&ca).unwrap();
+    let inst = trusting(&sim, &ca, json!({"worker_stack_kib": 256}));
+    let mut deep = json!("leaf");
+    for _ in 0..120 {
+        deep = json!({"nested": deep});
+    }
+    let tool = json!({"type":"function","function":{"name":"get_weather","parameters":
+        {"type":"object","properties":{"city":{"type":"string"},"extra":deep}}}});
+    let out = run(
+        &inst,
+        &json!({"stream":true,"tools":[tool],"messages":[{"content":"Paris"}]}),
+    );
+    ok(&out);
+    assert_eq!(out.parts_of("tool_use").len(), 1, "{:?}", out.parts);
+    let out = run(&inst, &json!({"messages":[{"content":"Hi"}],"stream":true}));
+    ok(&out);
+}
