@@ -19,7 +19,9 @@ use crate::{media, tools};
 
 /// Longest SSE line we buffer; a chunk is a few hundred bytes.
 const MAX_SSE_LINE: usize = 16 * 1024 * 1024;
-const READ_BUFFER: usize = 16 * 1024;
+/// Per open stream, like the agent's buffers (client.rs): half of ureq's
+/// input buffer is enough to take what it holds in two reads.
+const READ_BUFFER: usize = 8 * 1024;
 
 /// How a request failed, with what it had received by then.
 #[derive(Debug)]
@@ -349,7 +351,7 @@ fn read_stream(
             }
         };
         decoder
-            .feed(&buffer[..n], &mut |event| {
+            .feed_ref(&buffer[..n], &mut |event| {
                 if done || failure.is_some() {
                     return;
                 }
