@@ -148,11 +148,13 @@ struct Chunk<'a> {
     model: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "first_choices")]
     choices: Option<Choices<'a>>,
+    // Boxed, like `error`: present once a stream, and every move of a
+    // chunk during deserialisation copies what is inline.
     #[serde(default)]
-    usage: Option<WireUsage>,
+    usage: Option<Box<WireUsage>>,
     /// An error reported inside the stream, Moonshot's envelope shape.
     #[serde(borrow, default)]
-    error: Option<StreamError<'a>>,
+    error: Option<Box<StreamError<'a>>>,
 }
 
 /// The choices with index 0 (the only ones followed), without a `Vec` per
@@ -240,12 +242,14 @@ struct ChunkChoice<'a> {
     index: Option<u32>,
     #[serde(borrow, default)]
     delta: Option<Delta<'a>>,
+    /// A whole completion's message (non-stream answers): boxed to keep
+    /// stream chunks small.
     #[serde(borrow, default)]
-    message: Option<Delta<'a>>,
+    message: Option<Box<Delta<'a>>>,
     #[serde(borrow, default)]
     finish_reason: Option<Cow<'a, str>>,
     #[serde(default)]
-    usage: Option<WireUsage>,
+    usage: Option<Box<WireUsage>>,
 }
 
 #[derive(Deserialize)]
@@ -342,7 +346,7 @@ impl Turn {
         }
         // Only the first choice is followed (n > 1 is not streamed).
         for choice in chunk.choices.into_iter().flat_map(Choices::into_followed) {
-            if let Some(delta) = choice.delta.or(choice.message) {
+            if let Some(delta) = choice.delta.or(choice.message.map(|m| *m)) {
                 self.apply_delta(delta, sink, streaming);
             }
             if let Some(reason) = choice.finish_reason {
