@@ -247,11 +247,30 @@ export interface MoonshotConfig {
     baseUrl?: string;
     timeouts?: { connect_ms?: number; first_byte_ms?: number; idle_ms?: number; total_ms?: number };
     retries?: { max?: number; base_delay_ms?: number; max_delay_ms?: number };
-    /** Requests running at once (1 to 1024, default 8). */
+    /** Requests running at once (1 to 16384, default 8). */
     max_concurrency?: number;
     /** Requests waiting for a thread (default 256); beyond it `complete` answers busy. */
     max_queue?: number;
     max_request_bytes?: number;
+    /** Most JSON values in one request (default 1,000,000). */
+    max_request_values?: number;
+    /** Request bytes held at once by the instance (default 256 MiB). */
+    max_inflight_request_bytes?: number;
+    /** Most bytes of text, reasoning and tool arguments in one answer (default 16 MiB). */
+    max_answer_bytes?: number;
+    media?: {
+        allow_private_networks?: boolean;
+        allow_addresses?: string[];
+        debug_errors?: boolean;
+        max_items?: number;
+        max_total_bytes?: number;
+        deadline_ms?: number;
+    };
+    tls?: { roots?: 'webpki' | 'system' | 'both'; ca_pem?: string; ca_file?: string };
+    /** `http://[user:password@]host:port`; `''` turns proxies off. */
+    proxy?: string;
+    /** Pool thread stack in KiB (default 512, at least 128). */
+    worker_stack_kib?: number;
     retired_models?: 'migrate' | 'error';
     web_search?: { fee_ucents?: number; max_rounds?: number };
     /** YYYY-MM-DD, for tests. */

@@ -270,12 +270,39 @@ typedef struct MoonshotApi {
    *   including one Moonshot asks for; default 30000). Only retryable
    *   failures are retried, never after a part was delivered.
    * - `max_concurrency`: requests running at once, i.e. pool threads
-   *   (started on demand, joined by `destroy`); 1 to 1024, default 8.
+   *   (started on demand, joined by `destroy`); 1 to 16384, default 8.
    * - `max_queue`: requests waiting for a thread while `max_concurrency`
    *   run; 0 or more, default 256. Beyond it `complete` returns
    *   `MOONSHOT_ERR_BUSY`.
    * - `max_request_bytes`: largest `request_json` `complete` accepts, in
    *   bytes; default 115343360 (110 MiB).
+   * - `max_request_values`: most JSON values in one request, counted
+   *   before parsing (`MOONSHOT_ERR_INVALID_ARGUMENT` beyond); default
+   *   1000000.
+   * - `max_inflight_request_bytes`: request bytes (plus 64 per value) the
+   *   instance holds at once, queued and running together; a request that
+   *   does not fit now is `MOONSHOT_ERR_BUSY`, one that never could
+   *   `MOONSHOT_ERR_INVALID_ARGUMENT`; default 268435456 (256 MiB).
+   * - `max_answer_bytes`: most bytes of text, reasoning and tool
+   *   arguments one answer may accumulate (after gzip decoding), else
+   *   `MOONSHOT_ERR_PROTOCOL` `answer_too_large` with `partial`; default
+   *   16777216 (16 MiB).
+   * - `media`: the http(s) image and video URLs the plugin fetches and
+   *   inlines: `allow_private_networks` (default false: public addresses
+   *   only, checked on the address connected to at every redirect),
+   *   `allow_addresses` (non-public IPs allowed one by one; default []),
+   *   `debug_errors` (the reason in the message; default false),
+   *   `max_items` (default 10), `max_total_bytes` (per request; default
+   *   50331648, 48 MiB), `deadline_ms` (all fetches of a request; default
+   *   60000). Every failed fetch is `media_fetch_failed` with one text.
+   * - `tls`: `roots` ("webpki", the bundled roots, default; "system";
+   *   "both"), `ca_pem` (PEM text) and `ca_file` (a path) add CAs; read by
+   *   `create`.
+   * - `proxy`: an HTTP CONNECT proxy URL, credentials allowed and never
+   *   printed; without it `ALL_PROXY` / `HTTPS_PROXY` / `HTTP_PROXY` /
+   *   `NO_PROXY` apply, and "" turns proxies off.
+   * - `worker_stack_kib`: each pool thread's stack in KiB (callbacks run
+   *   there); default 512, at least 128.
    * - `retired_models`: "migrate" (default: a retired model is served by
    *   its successor and the result says so) or "error"
    *   (`MOONSHOT_ERR_MODEL_RETIRED`).
@@ -517,7 +544,11 @@ typedef const struct MoonshotApi *(*MoonshotGetApi)(uint32_t abi_major, uint32_t
 
 /**
  * The connection failed or was cut. Codes: `transport_error`; `stream_cut`
- * (the stream ended before Moonshot's `[DONE]`: the answer is incomplete).
+ * (the stream ended before Moonshot's `[DONE]`: the answer is incomplete);
+ * `tls_untrusted_certificate`, `tls_wrong_host`, `tls_invalid_certificate`,
+ * `tls_handshake_failed` (the TLS reason named; never retried);
+ * `proxy_refused` (the proxy would not open the tunnel; its status named,
+ * never its credentials).
  */
 #define MOONSHOT_ERR_TRANSPORT 8
 

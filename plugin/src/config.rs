@@ -9,6 +9,8 @@ use serde_json::Value;
 use crate::catalog::RetiredPolicy;
 use crate::date::{Clock, Date};
 use crate::error::ProviderError;
+use crate::proxy::ProxyChoice;
+use crate::tls::{TlsSettings, Trust};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.moonshot.ai/v1";
 
@@ -26,6 +28,20 @@ pub const DEFAULT_MAX_REQUEST_VALUES: usize = 1_000_000;
 /// Room for one request of the largest default size (110 MiB) with a
 /// million values, or many ordinary ones; see admission.rs.
 pub const DEFAULT_MAX_INFLIGHT_REQUEST_BYTES: usize = 256 * 1024 * 1024;
+/// Most pool threads one instance may run: a thread a stream, with small
+/// stacks (pool.rs), 10,000 streams fit in a few hundred megabytes.
+pub const MAX_CONCURRENCY: usize = 16_384;
+
+/// Pool threads' stacks, instead of std's 2 MiB. Measured: a plain stream
+/// needs about 28 KiB in a release build (ureq's connect and run frames are
+/// most of it); the deepest request the tests make (TLS handshake, tools,
+/// a schema nested to serde_json's limit) needs more than 128 KiB and at
+/// most 256 KiB in a debug build (network_tls's small-stack test). Twice
+/// that leaves room for the host's callbacks, which run on these threads.
+/// Only touched pages cost memory; the reservation is what 10,000 threads
+/// must fit in (5 GiB of address space, not of RAM).
+pub const DEFAULT_WORKER_STACK_KIB: usize = 512;
+pub const MIN_WORKER_STACK_KIB: usize = 128;
 
 /// The API key. Its Debug and Display never show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -116,6 +132,12 @@ pub struct Config {
     /// Most bytes of text, reasoning and tool arguments one answer may
     /// accumulate (all rounds together).
     pub max_answer_bytes: usize,
+    /// The certificates HTTPS connections trust (the `tls` block).
+    pub tls: Trust,
+    /// The CONNECT proxy, from `proxy` or the environment.
+    pub proxy: ProxyChoice,
+    /// Stack of each pool thread (`worker_stack_kib`).
+    pub worker_stack_bytes: usize,
 }
 
 /// The optional settings, as written in the JSON. Unknown fields are ignored.
@@ -137,6 +159,9 @@ struct Settings {
     max_answer_bytes: Option<usize>,
     max_request_values: Option<usize>,
     max_inflight_request_bytes: Option<usize>,
+    tls: TlsSettings,
+    proxy: Option<String>,
+    worker_stack_kib: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -272,10 +297,18 @@ impl Config {
             })?),
         };
         let max_concurrency = s.max_concurrency.unwrap_or(8);
-        if max_concurrency == 0 || max_concurrency > 1024 {
-            return Err(ProviderError::invalid_argument(
-                "config 'max_concurrency' must be between 1 and 1024",
-            ));
+        if max_concurrency == 0 || max_concurrency > MAX_CONCURRENCY {
+            return Err(ProviderError::invalid_argument(format!(
+                "config 'max_concurrency' must be between 1 and {MAX_CONCURRENCY}"
+            )));
+        }
+        let tls = Trust::from_settings(s.tls)?;
+        let proxy = ProxyChoice::from_setting(s.proxy.as_deref())?;
+        let worker_stack_kib = s.worker_stack_kib.unwrap_or(DEFAULT_WORKER_STACK_KIB);
+        if !(MIN_WORKER_STACK_KIB..=16 * 1024).contains(&worker_stack_kib) {
+            return Err(ProviderError::invalid_argument(format!(
+                "config 'worker_stack_kib' must be between {MIN_WORKER_STACK_KIB} and 16384"
+            )));
         }
         Ok(Config {
             api_key,
@@ -307,6 +340,9 @@ impl Config {
             max_inflight_request_bytes: s
                 .max_inflight_request_bytes
                 .unwrap_or(DEFAULT_MAX_INFLIGHT_REQUEST_BYTES),
+            tls,
+            proxy,
+            worker_stack_bytes: worker_stack_kib * 1024,
         })
     }
 }
@@ -411,6 +447,20 @@ mod tests {
         let err = Config::from_json(r#"{"apiKey":"k","media":{"allow_addresses":["nope"]}}"#)
             .unwrap_err();
         assert!(err.message.contains("'media'"), "{}", err.message);
+    }
+
+    #[test]
+    fn scale_settings_have_bounds() {
+        let c = Config::from_json(r#"{"apiKey":"k","max_concurrency":10000}"#).unwrap();
+        assert_eq!(c.max_concurrency, 10_000);
+        assert_eq!(c.worker_stack_bytes, DEFAULT_WORKER_STACK_KIB * 1024);
+        for bad in [
+            r#"{"apiKey":"k","max_concurrency":16385}"#,
+            r#"{"apiKey":"k","max_concurrency":0}"#,
+            r#"{"apiKey":"k","worker_stack_kib":64}"#,
+        ] {
+            assert!(Config::from_json(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -116,7 +116,8 @@ impl Instance {
         let config = Config::from_json(config_json)?;
         Ok(Instance {
             client: Arc::new(Client::new(&config)),
-            pool: Pool::new(config.max_concurrency, config.max_queue),
+            pool: Pool::new(config.max_concurrency, config.max_queue)
+                .with_stack_size(config.worker_stack_bytes),
             inflight: Budget::new(config.max_inflight_request_bytes),
             config: Arc::new(config),
             live: Mutex::new(Vec::new()),

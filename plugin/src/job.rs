@@ -19,7 +19,9 @@ use crate::{media, tools};
 
 /// Longest SSE line we buffer; a chunk is a few hundred bytes.
 const MAX_SSE_LINE: usize = 16 * 1024 * 1024;
-const READ_BUFFER: usize = 16 * 1024;
+/// Per open stream, like the agent's buffers (client.rs). Reads copy out of
+/// ureq's input buffer, so a small one costs calls, not syscalls.
+const READ_BUFFER: usize = 4 * 1024;
 
 /// How a request failed, with what it had received by then.
 #[derive(Debug)]
@@ -376,7 +378,7 @@ fn read_stream(
             }
         };
         decoder
-            .feed(&buffer[..n], &mut |event| {
+            .feed_ref(&buffer[..n], &mut |event| {
                 if done || failure.is_some() {
                     return;
                 }

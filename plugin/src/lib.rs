@@ -23,9 +23,11 @@ mod media;
 mod messages;
 mod metering;
 mod pool;
+mod proxy;
 mod public_net;
 mod redact;
 mod thinking;
+mod tls;
 mod tools;
 
 // Public for the fuzz targets (plugin/fuzz, through tests/src/fuzz_checks.rs)

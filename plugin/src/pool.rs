@@ -57,6 +57,8 @@ pub struct Pool {
     handles: Mutex<Vec<JoinHandle<()>>>,
     max_threads: usize,
     max_queue: usize,
+    /// Each worker's stack; see `with_stack_size`.
+    stack_bytes: Option<usize>,
 }
 
 impl Pool {
@@ -78,7 +80,15 @@ impl Pool {
             handles: Mutex::new(Vec::new()),
             max_threads: max_threads.max(1),
             max_queue,
+            stack_bytes: None,
         }
+    }
+
+    /// Workers get stacks of `bytes` instead of std's 2 MiB default (see
+    /// `config::DEFAULT_WORKER_STACK_KIB` for what a request needs).
+    pub fn with_stack_size(mut self, bytes: usize) -> Pool {
+        self.stack_bytes = Some(bytes);
+        self
     }
 
     /// Queues `job`; the ticket can later expedite it while it waits.
@@ -103,10 +113,11 @@ impl Pool {
             state.threads += 1;
             let shared = self.shared.clone();
             let name = format!("moonshot-worker-{}", state.threads);
-            match std::thread::Builder::new()
-                .name(name)
-                .spawn(move || worker(shared))
-            {
+            let mut builder = std::thread::Builder::new().name(name);
+            if let Some(bytes) = self.stack_bytes {
+                builder = builder.stack_size(bytes);
+            }
+            match builder.spawn(move || worker(shared)) {
                 Ok(handle) => self.handles.lock().push(handle),
                 Err(_) => {
                     state.threads -= 1;

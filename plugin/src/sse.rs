@@ -42,6 +42,25 @@ pub struct SseEvent {
     pub id: Option<String>,
 }
 
+/// An event as `feed_ref` hands it over: borrowed from the decoder's
+/// buffers, valid during the callback (no allocation per event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SseEventRef<'a> {
+    pub event: &'a str,
+    pub data: &'a str,
+    pub id: Option<&'a str>,
+}
+
+impl SseEventRef<'_> {
+    pub fn to_owned(self) -> SseEvent {
+        SseEvent {
+            event: self.event.to_string(),
+            data: self.data.to_string(),
+            id: self.id.map(str::to_string),
+        }
+    }
+}
+
 /// A fatal decoding error. After one, the decoder is poisoned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SseError {
@@ -113,7 +132,7 @@ impl Interpreter {
     fn process_line(
         &mut self,
         line: &[u8],
-        on_event: &mut dyn FnMut(SseEvent),
+        on_event: &mut dyn FnMut(SseEventRef),
     ) -> Result<(), SseError> {
         let line = std::str::from_utf8(line).map_err(|_| SseError::InvalidUtf8)?;
         if line.is_empty() {
@@ -159,7 +178,7 @@ impl Interpreter {
     }
 
     /// The blank-line "dispatch the event" step.
-    fn dispatch(&mut self, on_event: &mut dyn FnMut(SseEvent)) {
+    fn dispatch(&mut self, on_event: &mut dyn FnMut(SseEventRef)) {
         if self.data.is_empty() {
             self.event_type.clear();
             return;
@@ -167,20 +186,18 @@ impl Interpreter {
         // Every `data` line appended a '\n'; remove the last one.
         self.data.pop();
         let event = if self.event_type.is_empty() {
-            String::from("message")
+            "message"
         } else {
-            self.event_type.clone()
+            &self.event_type
         };
-        // Copy out (one exact-size allocation) and keep the buffer's capacity
-        // for the next event.
-        let data = self.data.clone();
+        // Lent, not copied: the buffers keep their capacity for the next event.
+        on_event(SseEventRef {
+            event,
+            data: &self.data,
+            id: self.last_id.as_deref(),
+        });
         self.data.clear();
         self.event_type.clear();
-        on_event(SseEvent {
-            event,
-            data,
-            id: self.last_id.clone(),
-        });
     }
 
     /// Whether an event is under construction (fields seen, not dispatched).
@@ -249,6 +266,16 @@ impl SseDecoder {
         bytes: &[u8],
         on_event: &mut dyn FnMut(SseEvent),
     ) -> Result<(), SseError> {
+        self.feed_ref(bytes, &mut |event| on_event(event.to_owned()))
+    }
+
+    /// `feed`, lending each event instead of allocating it: the stream's
+    /// per-chunk path.
+    pub fn feed_ref(
+        &mut self,
+        bytes: &[u8],
+        on_event: &mut dyn FnMut(SseEventRef),
+    ) -> Result<(), SseError> {
         if let Some(error) = &self.error {
             return Err(error.clone());
         }
@@ -268,7 +295,7 @@ impl SseDecoder {
     fn feed_inner(
         &mut self,
         bytes: &[u8],
-        on_event: &mut dyn FnMut(SseEvent),
+        on_event: &mut dyn FnMut(SseEventRef),
     ) -> Result<(), SseError> {
         let mut input = bytes;
 

@@ -58,6 +58,52 @@ impl Part<'_> {
     }
 }
 
+/// Writes a text or reasoning part's JSON into `out` (cleared first),
+/// exactly as `Part::to_json` would, without serde or an allocation: the
+/// per-chunk path reuses one buffer for the whole stream.
+fn write_text_part(out: &mut String, field: &str, text: &str) {
+    out.clear();
+    out.push_str("{\"type\":\"");
+    out.push_str(field);
+    out.push_str("\",\"");
+    out.push_str(field);
+    out.push_str("\":\"");
+    push_escaped(out, text);
+    out.push_str("\"}");
+}
+
+/// Appends `text` with serde_json's string escaping: `"` `\\` and control
+/// characters only (the short forms where JSON has them); all else as is.
+fn push_escaped(out: &mut String, text: &str) {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // Escapes are ASCII, so `i` is a char boundary.
+        out.push_str(&text[start..i]);
+        if short.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 0xf) as usize] as char);
+        } else {
+            out.push_str(short);
+        }
+        start = i + 1;
+    }
+    out.push_str(&text[start..]);
+}
+
 /// A tool call being assembled from deltas.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ToolCall {
@@ -107,6 +153,8 @@ pub struct Turn {
     /// Tool-call index -> position in `tool_calls` (a linear search made
     /// 100,000 indices cost 16.8 s of CPU).
     slots: HashMap<usize, usize>,
+    /// The part being delivered, reused from chunk to chunk.
+    part_buffer: String,
 }
 
 impl Default for Turn {
@@ -119,13 +167,86 @@ impl Default for Turn {
 struct Chunk<'a> {
     #[serde(borrow, default)]
     model: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    choices: Option<Vec<ChunkChoice<'a>>>,
+    #[serde(borrow, default, deserialize_with = "first_choices")]
+    choices: Option<Choices<'a>>,
+    // Boxed, like `error`: present once a stream, and every move of a
+    // chunk during deserialisation copies what is inline.
     #[serde(default)]
-    usage: Option<WireUsage>,
+    usage: Option<Box<WireUsage>>,
     /// An error reported inside the stream, Moonshot's envelope shape.
     #[serde(borrow, default)]
-    error: Option<StreamError<'a>>,
+    error: Option<Box<StreamError<'a>>>,
+}
+
+/// The choices with index 0 (the only ones followed), without a `Vec` per
+/// chunk: a stream chunk has one choice; anything after the first is kept
+/// in `more` (allocated only then).
+#[derive(Default)]
+struct Choices<'a> {
+    first: Option<ChunkChoice<'a>>,
+    more: Vec<ChunkChoice<'a>>,
+    /// Choices there were in all, any index.
+    count: usize,
+}
+
+impl<'a> Choices<'a> {
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn len(&self) -> usize {
+        self.count
+    }
+
+    fn into_followed(self) -> impl Iterator<Item = ChunkChoice<'a>> {
+        self.first.into_iter().chain(self.more)
+    }
+}
+
+fn first_choices<'de, D>(deserializer: D) -> Result<Option<Choices<'de>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Visit;
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = Option<Choices<'de>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of choices or null")
+        }
+
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut choices = Choices::default();
+            while let Some(choice) = seq.next_element::<ChunkChoice<'de>>()? {
+                choices.count += 1;
+                if choice.index.unwrap_or(0) != 0 {
+                    continue;
+                }
+                if choices.first.is_none() {
+                    choices.first = Some(choice);
+                } else {
+                    choices.more.push(choice);
+                }
+            }
+            Ok(Some(choices))
+        }
+    }
+    deserializer.deserialize_option(Visit)
 }
 
 #[derive(Deserialize)]
@@ -142,12 +263,14 @@ struct ChunkChoice<'a> {
     index: Option<u32>,
     #[serde(borrow, default)]
     delta: Option<Delta<'a>>,
+    /// A whole completion's message (non-stream answers): boxed to keep
+    /// stream chunks small.
     #[serde(borrow, default)]
-    message: Option<Delta<'a>>,
+    message: Option<Box<Delta<'a>>>,
     #[serde(borrow, default)]
     finish_reason: Option<Cow<'a, str>>,
     #[serde(default)]
-    usage: Option<WireUsage>,
+    usage: Option<Box<WireUsage>>,
 }
 
 #[derive(Deserialize)]
@@ -219,6 +342,7 @@ impl Turn {
             extra_choices: Vec::new(),
             budget,
             slots: HashMap::new(),
+            part_buffer: String::new(),
         }
     }
 
@@ -287,13 +411,8 @@ impl Turn {
             self.top_usage = Some(usage.to_usage()?);
         }
         // Only the first choice is followed (n > 1 is not streamed).
-        for choice in chunk
-            .choices
-            .into_iter()
-            .flatten()
-            .filter(|c| c.index.unwrap_or(0) == 0)
-        {
-            if let Some(delta) = choice.delta.or(choice.message) {
+        for choice in chunk.choices.into_iter().flat_map(Choices::into_followed) {
+            if let Some(delta) = choice.delta.or(choice.message.map(|m| *m)) {
                 self.apply_delta(delta, sink, streaming)?;
             }
             if let Some(reason) = choice.finish_reason {
@@ -321,19 +440,14 @@ impl Turn {
             self.spend(reasoning.len())?;
             self.reasoning.push_str(&reasoning);
             if streaming {
-                self.emit(
-                    sink,
-                    &Part::Reasoning {
-                        reasoning: &reasoning,
-                    },
-                );
+                self.emit_text("reasoning", &reasoning, sink);
             }
         }
         if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
             self.spend(text.len())?;
             self.content.push_str(&text);
             if streaming {
-                self.emit(sink, &Part::Text { text: &text });
+                self.emit_text("text", &text, sink);
             }
         }
         for (position, call) in delta.tool_calls.into_iter().flatten().enumerate() {
@@ -382,8 +496,13 @@ impl Turn {
         self.content.len() + self.reasoning.len() + arguments
     }
 
-    fn emit(&mut self, sink: &mut dyn PartSink, part: &Part) {
-        if !self.stopped && sink.part(&part.to_json()) == Flow::Stop {
+    /// Delivers a text or reasoning part, written into the reused buffer.
+    fn emit_text(&mut self, field: &str, text: &str, sink: &mut dyn PartSink) {
+        if self.stopped {
+            return;
+        }
+        write_text_part(&mut self.part_buffer, field, text);
+        if sink.part(&self.part_buffer) == Flow::Stop {
             self.stopped = true;
         }
     }
@@ -638,6 +757,34 @@ mod tests {
             (ErrorKind::Protocol, "implausible_usage")
         );
         assert_eq!(turn.usage(), None);
+    }
+
+    #[test]
+    fn parts_written_directly_match_serde() {
+        let mut text: String = (0u8..=0x7f).map(char::from).collect();
+        text.push_str("é 你好 🙂 \u{2028}");
+        let mut out = String::from("stale");
+        for sample in [text.as_str(), "", "plain", "\"", "end\\"] {
+            write_text_part(&mut out, "text", sample);
+            assert_eq!(out, Part::Text { text: sample }.to_json());
+            write_text_part(&mut out, "reasoning", sample);
+            assert_eq!(out, Part::Reasoning { reasoning: sample }.to_json());
+        }
+    }
+
+    #[test]
+    fn only_index_zero_choices_are_followed() {
+        let mut turn = Turn::default();
+        let mut sink = Collect::default();
+        turn.apply_chunk(
+            r#"{"choices":[{"index":1,"delta":{"content":"no"}},{"index":0,"delta":{"content":"a"}},{"delta":{"content":"b"}}]}"#,
+            &mut sink,
+        )
+        .unwrap();
+        turn.apply_chunk(r#"{"choices":null}"#, &mut sink).unwrap();
+        assert_eq!(turn.content, "ab");
+        assert_eq!(sink.0.len(), 2);
+        assert!(turn.apply_chunk(r#"{"choices":7}"#, &mut sink).is_err());
     }
 
     #[test]

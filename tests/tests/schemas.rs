@@ -94,7 +94,7 @@ fn create_errors_conform_and_the_config_schema_agrees_on_refusals() {
         json!({"apiKey": 7}),
         json!({"apiKey": "sk-x", "base_url": "ftp://x"}),
         json!({"apiKey": "sk-x", "max_concurrency": 0}),
-        json!({"apiKey": "sk-x", "max_concurrency": 1025}),
+        json!({"apiKey": "sk-x", "max_concurrency": 16385}),
         json!({"apiKey": "sk-x", "max_queue": -1}),
         json!({"apiKey": "sk-x", "retired_models": "keep"}),
         json!({"apiKey": "sk-x", "today": "soon"}),
@@ -203,7 +203,20 @@ fn codes_in_the_source() -> BTreeSet<String> {
         let text = text.split("#[cfg(test)]").next().unwrap_or("");
         for (at, _) in text.match_indices(".with_code(") {
             let call = &text[at..];
-            let call = &call[..call.find(';').unwrap_or(call.len()).min(160)];
+            // Up to the call's own closing parenthesis.
+            let mut depth = 0;
+            let end = call
+                .char_indices()
+                .find(|&(_, c)| {
+                    depth += match c {
+                        '(' => 1,
+                        ')' => -1,
+                        _ => 0,
+                    };
+                    c == ')' && depth == 0
+                })
+                .map_or(call.len(), |(i, _)| i);
+            let call = &call[..end];
             codes.extend(literals(call));
         }
         for (at, _) in text.match_indices("pub fn default_code") {

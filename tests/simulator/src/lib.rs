@@ -14,6 +14,7 @@ mod rules;
 mod script;
 mod server;
 mod state;
+mod tls;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -21,12 +22,15 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 pub use script::{Reply, ReplySpec, ToolCallSpec, UsageShape, UsageSpec};
+pub use tls::TestCa;
 
 use state::Shared;
 
 /// A running simulator; shut down by [`Simulator::shutdown`] or on drop.
 pub struct Simulator {
     addr: SocketAddr,
+    /// "https" when serving TLS.
+    scheme: &'static str,
     shared: Arc<Shared>,
     accept: Option<JoinHandle<()>>,
 }
@@ -34,15 +38,26 @@ pub struct Simulator {
 impl Simulator {
     /// Binds 127.0.0.1:0 and starts serving.
     pub fn start() -> std::io::Result<Simulator> {
+        Simulator::start_with(None)
+    }
+
+    /// Binds 127.0.0.1:0 and serves HTTPS with `ca`'s server certificate.
+    pub fn start_tls(ca: &TestCa) -> std::io::Result<Simulator> {
+        Simulator::start_with(Some(ca.server.clone()))
+    }
+
+    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> std::io::Result<Simulator> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::default());
         let worker = Arc::clone(&shared);
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let accept = thread::Builder::new()
             .name("moonshot-sim-accept".to_string())
-            .spawn(move || server::accept_loop(listener, worker))?;
+            .spawn(move || server::accept_loop(listener, worker, tls))?;
         Ok(Simulator {
             addr,
+            scheme,
             shared,
             accept: Some(accept),
         })
@@ -53,9 +68,15 @@ impl Simulator {
         self.addr
     }
 
-    /// "http://127.0.0.1:PORT/v1" — what a client uses as base_url.
+    /// "http://127.0.0.1:PORT/v1" (https when serving TLS) — what a client uses as base_url.
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        format!("{}://{}/v1", self.scheme, self.addr)
+    }
+
+    /// The base URL naming the simulator by `host` instead of its IP
+    /// address, e.g. "localhost" (which must resolve to 127.0.0.1).
+    pub fn base_url_for(&self, host: &str) -> String {
+        format!("{}://{host}:{}/v1", self.scheme, self.addr.port())
     }
 
     /// Queue a scripted reply for the next POST /v1/chat/completions (FIFO). When the queue is empty the default Kimi behaviour answers.

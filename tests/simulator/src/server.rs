@@ -12,6 +12,7 @@ use crate::respond;
 use crate::rules;
 use crate::script::Reply;
 use crate::state::Shared;
+use crate::tls::Conn;
 use crate::RecordedRequest;
 
 /// Read and write timeout of accepted sockets.
@@ -22,7 +23,11 @@ const MAX_CONNECTIONS: usize = 256;
 const DRAIN_TIME: Duration = Duration::from_secs(2);
 
 /// Accepts until shutdown, handing each connection to its own thread.
-pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+pub(crate) fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     for incoming in listener.incoming() {
         if shared.is_stopping() {
             break;
@@ -38,7 +43,10 @@ pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             }
         };
         if shared.open_connections() >= MAX_CONNECTIONS {
-            refuse(stream, &shared);
+            // Over TLS a plain-text 503 would be garbage: just close.
+            if tls.is_none() {
+                refuse(stream, &shared);
+            }
             continue;
         }
         let Ok(closer) = stream.try_clone() else {
@@ -46,10 +54,11 @@ pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         };
         let id = shared.register(closer);
         let worker = Arc::clone(&shared);
+        let tls = tls.clone();
         let spawned = thread::Builder::new()
             .name(format!("moonshot-sim-conn-{id}"))
             .spawn(move || {
-                serve(stream, &worker);
+                serve(stream, &worker, tls.as_ref());
                 worker.unregister(id);
             });
         match spawned {
@@ -71,17 +80,28 @@ fn refuse(mut stream: TcpStream, shared: &Shared) {
     let _ = stream.shutdown(Shutdown::Write);
 }
 
-/// Serves the one request of a connection, then closes it.
-fn serve(stream: TcpStream, shared: &Shared) {
+/// Serves the one request of a connection (over TLS when `tls` is given),
+/// then closes it.
+fn serve(stream: TcpStream, shared: &Shared, tls: Option<&Arc<rustls::ServerConfig>>) {
     if stream.set_read_timeout(Some(IO_TIMEOUT)).is_err()
         || stream.set_write_timeout(Some(IO_TIMEOUT)).is_err()
     {
         return;
     }
-    let mut reader = BufReader::new(&stream);
-    let mut writer = &stream;
+    // The socket itself stays here for timeouts and shutdown.
+    let Ok(io) = stream.try_clone() else { return };
+    let conn = match tls {
+        None => Conn::Plain(io),
+        Some(config) => match Conn::tls(io, config) {
+            Ok(conn) => conn,
+            Err(_) => return,
+        },
+    };
+    let conn = &conn;
+    let mut reader = BufReader::new(conn);
+    let mut writer = conn;
     let read = http::read_request(&mut reader, || {
-        let mut w = &stream;
+        let mut w = conn;
         w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
         w.flush()
     });
@@ -95,22 +115,24 @@ fn serve(stream: TcpStream, shared: &Shared) {
         Err(ReadError::Reject(status, message)) => {
             let reply = Reply::error(status, "invalid_request_error", &message);
             let _ = respond::send(&mut writer, reply, shared);
+            conn.finish();
             let _ = stream.shutdown(Shutdown::Write);
-            drain(reader, shared);
+            drain(reader, &stream, shared);
             return;
         }
     }
+    conn.finish();
     let _ = stream.shutdown(Shutdown::Write);
 }
 
 /// Reads and drops what the client still sends (bounded in time), so closing the socket with
 /// unread data does not reset the connection before the client reads the error reply.
-fn drain(mut reader: BufReader<&TcpStream>, shared: &Shared) {
+fn drain(mut reader: BufReader<&Conn>, socket: &TcpStream, shared: &Shared) {
     let deadline = Instant::now() + DRAIN_TIME;
     let mut buf = [0u8; 16 * 1024];
     while !shared.is_stopping() {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || reader.get_ref().set_read_timeout(Some(left)).is_err() {
+        if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
             return;
         }
         match reader.read(&mut buf) {

@@ -434,6 +434,24 @@ pub struct ScaleFigures {
 }
 
 /// Holds `streams` completions open at once against the paced upstream.
+/// Streams started together in the scale run. A host does not open 10,000
+/// connections in one instant; a single burst overflows the upstream's
+/// accept queue (somaxconn) and the kernel drops handshakes.
+const WAVE: usize = 1000;
+
+/// Waits (bounded) until every stream of a wave has its first part or has
+/// ended, so the next wave's connects meet an upstream that took this one.
+fn wait_for_first_parts(wave: &[Box<Probe>]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline
+        && wave.iter().any(|p| {
+            p.first_ns.load(Ordering::Relaxed) == 0 && p.done_ns.load(Ordering::Relaxed) == 0
+        })
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 pub fn scale(
     library: &Path,
     fast_base_url: &str,
@@ -475,13 +493,16 @@ pub fn scale(
     let cpu0 = super::procstat::cpu_time();
     let t0 = Instant::now();
     let mut handles = Vec::with_capacity(streams);
-    for probe in &probes {
-        probe.reset();
-        let started = probe.now_ns();
-        match provider.start(&request, probe) {
-            Ok(h) => handles.push((h, probe, started)),
-            Err(e) => *failures.entry(e).or_default() += 1,
+    for wave in probes.chunks(WAVE) {
+        for probe in wave {
+            probe.reset();
+            let started = probe.now_ns();
+            match provider.start(&request, probe) {
+                Ok(h) => handles.push((h, probe, started)),
+                Err(e) => *failures.entry(e).or_default() += 1,
+            }
         }
+        wait_for_first_parts(wave);
     }
     let started = handles.len();
     let mut ttfp = Vec::new();

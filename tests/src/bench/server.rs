@@ -57,6 +57,23 @@ pub fn serve(chunks: usize, pacing: Pacing) -> ! {
         connections: AtomicU64::new(0),
         requests: AtomicU64::new(0),
     });
+    // Several acceptors: one that also starts a thread per connection falls
+    // behind a burst of 10,000 connects, the accept queue (somaxconn, 4096
+    // here) overflows, and the kernel drops the handshakes' last ACKs.
+    for _ in 1..ACCEPTORS {
+        let (listener, shared) = (
+            listener.try_clone().expect("clone the listener"),
+            shared.clone(),
+        );
+        std::thread::spawn(move || accept(&listener, &shared));
+    }
+    accept(&listener, &shared)
+}
+
+/// Threads accepting connections on the one listener.
+const ACCEPTORS: usize = 4;
+
+fn accept(listener: &TcpListener, shared: &Arc<Shared>) -> ! {
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         shared.connections.fetch_add(1, Ordering::Relaxed);
