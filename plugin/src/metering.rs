@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::catalog::ModelCard;
+use crate::catalog::{self, ModelCard};
 use crate::error::{ErrorKind, ProviderError};
 
 /// Most tokens one response may report for any one count: 100 million,
@@ -258,6 +258,46 @@ pub fn reported_costs<'a>(
         "call",
     ));
     Value::Array(rows)
+}
+
+/// The card that actually served, and so sets the price: what the response
+/// names when it is in the catalog (moonshot-v1-auto's tier), else what was
+/// asked for; an auto model without a named tier is priced by the size the
+/// request had (`prompt_tokens` plus the `max_completion_tokens` asked).
+pub fn served_card(
+    asked: &'static ModelCard,
+    named: Option<&str>,
+    prompt_tokens: u64,
+    max_completion_tokens: u64,
+) -> &'static ModelCard {
+    match named.and_then(catalog::lookup) {
+        Some(card) if card.id != asked.id => card,
+        _ => {
+            if !asked.auto_tiers.is_empty() {
+                if let Some(tier) =
+                    catalog::auto_tier(asked, prompt_tokens.saturating_add(max_completion_tokens))
+                {
+                    return tier;
+                }
+            }
+            asked
+        }
+    }
+}
+
+/// Usage for a round Moonshot sent none for: prompt tokens as the tokenizer
+/// endpoint `counted` them when it answered plausibly, else our estimate of
+/// `prompt`; output tokens estimated from what was `received`. Marked
+/// `estimated`.
+pub fn estimated_usage(prompt: &str, counted: Option<u64>, received: &[&str]) -> Usage {
+    // A tokenizer answer beyond belief is not a count to bill.
+    let counted = counted.filter(|&n| n <= MAX_PLAUSIBLE_TOKENS);
+    Usage {
+        prompt_tokens: counted.unwrap_or_else(|| estimate_tokens(prompt)),
+        completion_tokens: received.iter().map(|text| estimate_tokens(text)).sum(),
+        estimated: true,
+        ..Usage::default()
+    }
 }
 
 /// Rough token estimate for text when Moonshot sends no usage: about four
