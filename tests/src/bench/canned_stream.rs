@@ -73,7 +73,7 @@ const WORDS: &[&str] = &[
 
 /// A precomputed streamed answer and everything needed to check a client's
 /// view of it.
-pub struct Answer {
+pub struct CannedStream {
     /// The JSON text of each SSE data payload, in order, `[DONE]` excluded.
     pub chunks: Vec<String>,
     /// How many of `chunks` carry reasoning (they come first).
@@ -96,9 +96,9 @@ pub struct Answer {
     pub body_len: usize,
 }
 
-impl Answer {
+impl CannedStream {
     /// An answer of `total_chunks` chunk JSONs (at least 3).
-    pub fn new(total_chunks: usize) -> Answer {
+    pub fn new(total_chunks: usize) -> CannedStream {
         let total_chunks = total_chunks.max(3);
         let text_chunks = total_chunks - 1;
         let reasoning_chunks = ((text_chunks as f64) * REASONING_SHARE).round() as usize;
@@ -190,7 +190,7 @@ impl Answer {
         }
         response.extend_from_slice(trailer);
 
-        Answer {
+        CannedStream {
             chunks,
             reasoning_chunks,
             content_chunks,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::answer::{self, Answer};
+use super::canned_stream::{self, CannedStream};
 use super::figures::{self, Figures, Worker};
 use super::floors::{DecodeFloor, WireFloor};
 use super::plugin_client::{self, ChannelWorker, PluginWorker, Provider, ScaleFigures};
@@ -119,7 +119,7 @@ pub fn main() {
 fn client(kind: &str, args: &Args) -> Result<(), String> {
     let port: u16 = args.num("port", 0)?;
     let chunks: usize = args.num("chunks", 500)?;
-    let answer = Arc::new(Answer::new(chunks));
+    let answer = Arc::new(CannedStream::new(chunks));
     let base_rss_kb = procstat::rss_kb();
     let library = || {
         args.str("plugin")
@@ -281,7 +281,7 @@ fn orchestrate(args: &Args) -> Result<(), String> {
     let streams: usize = args.num("streams", 1000)?;
     let burst: usize = args.num("slow-burst", 20)?;
     let interval_ms: u64 = args.num("slow-interval-ms", 200)?;
-    let answer = Answer::new(plan.chunks);
+    let answer = CannedStream::new(plan.chunks);
 
     print_machine(&plan);
     let node = if kinds.iter().any(|k| k == "openai-node") {
@@ -457,7 +457,7 @@ fn run_child(plan: &Plan, kind: &str, port: u16, concurrency: usize) -> Result<F
 fn run_node(
     dir: &Path,
     plan: &Plan,
-    answer: &Answer,
+    answer: &CannedStream,
     port: u16,
     concurrency: usize,
 ) -> Result<Figures, String> {
@@ -470,7 +470,7 @@ fn run_node(
         .args(["--warmup", &plan.warmup(concurrency).to_string()])
         .args(["--chunks", &plan.chunks.to_string()])
         .args(["--text-units", &units.to_string()])
-        .args(["--body", &answer::moonshot_request()])
+        .args(["--body", &canned_stream::moonshot_request()])
         .current_dir(dir)
         .stderr(Stdio::inherit())
         .output()

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::answer::Answer;
+use super::canned_stream::CannedStream;
 
 /// How the server paces the `/slow/` streams.
 #[derive(Clone, Copy, Debug)]
@@ -28,7 +28,7 @@ pub struct Pacing {
 }
 
 struct Shared {
-    answer: Answer,
+    answer: CannedStream,
     pacing: Pacing,
     connections: AtomicU64,
     requests: AtomicU64,
@@ -52,7 +52,7 @@ pub fn serve(chunks: usize, pacing: Pacing) -> ! {
     });
 
     let shared = Arc::new(Shared {
-        answer: Answer::new(chunks),
+        answer: CannedStream::new(chunks),
         pacing,
         connections: AtomicU64::new(0),
         requests: AtomicU64::new(0),
@@ -140,7 +140,7 @@ fn connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
 }
 
 /// The same response as the fast mode, written a burst at a time.
-fn paced(writer: &mut TcpStream, answer: &Answer, pacing: Pacing) -> std::io::Result<()> {
+fn paced(writer: &mut TcpStream, answer: &CannedStream, pacing: Pacing) -> std::io::Result<()> {
     let mut out = answer.head.clone();
     for burst in answer.frames.chunks(pacing.burst.max(1)) {
         for frame in burst {
