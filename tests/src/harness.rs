@@ -58,6 +58,14 @@ impl Outcome {
         self.parts.iter().filter(|p| p["type"] == kind).collect()
     }
 
+    /// The type of each part, in order, e.g. `["text", "usage"]`.
+    pub fn kinds(&self) -> Vec<&str> {
+        self.parts
+            .iter()
+            .map(|p| p["type"].as_str().expect("every part has a type"))
+            .collect()
+    }
+
     /// The streamed text joined.
     pub fn text(&self) -> String {
         self.parts_of("text")

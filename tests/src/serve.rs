@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::header::workspace_root;
+use crate::kit::workspace_root;
 use crate::plugin::plugin_path;
 
 /// How long serve may take to print its URL.
@@ -177,7 +177,9 @@ static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize:
 
 /// One request over a fresh connection, with `Connection: close` added
 /// after the request line (serve keeps connections alive otherwise); the
-/// status and the whole answer.
+/// status and the whole answer. Raw on purpose: the hostile tests send
+/// requests no HTTP client would (bad framing, odd headers) and read the
+/// answer's exact bytes (kit::http serves well-formed exchanges).
 pub fn raw_http(addr: &str, request: &str) -> Result<(u16, String), String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     let limit = Some(Duration::from_secs(10));

@@ -8,17 +8,17 @@
 //! so one failure cannot shift the next check's replies. Node and npm are
 //! required: without them this test fails, it does not skip.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use moonshot_simulator::{Reply, ReplySpec, Simulator, ToolCallSpec, UsageSpec};
 use moonshot_tests::harness::{TEST_KEY, TODAY};
+use moonshot_tests::kit::process::Process;
+use moonshot_tests::kit::{http, workspace_root, ScratchDir};
 use moonshot_tests::plugin::plugin_path;
 use moonshot_tests::serve::{host_demo_exe, raw_http, Serve};
 use serde_json::{json, Value};
@@ -79,7 +79,7 @@ fn puter_js_chats_through_host_demo_serve() {
     );
 
     let mut sim = Simulator::start().expect("start the simulator");
-    let scratch = Scratch::new();
+    let scratch = ScratchDir::new("puter-js");
     let config = scratch.0.join("puter.json");
     let provider = json!({
         "apiKey": TEST_KEY,
@@ -769,14 +769,11 @@ fn host_edges(addr: &str) -> Vec<String> {
 
 /// Uses up one scripted reply the check did not, with a request of our own.
 fn drain_one_reply(addr: SocketAddr) {
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
-        return;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = stream.write_all(
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: sim\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    let _ = http::request(
+        "POST",
+        &format!("http://{addr}/v1/chat/completions"),
+        Some(&json!({})),
     );
-    let _ = stream.read_to_end(&mut Vec::new());
 }
 
 fn go(stdin: &mut ChildStdin) {
@@ -784,13 +781,6 @@ fn go(stdin: &mut ChildStdin) {
         .write_all(b"go\n")
         .and_then(|()| stdin.flush())
         .expect("tell the script to go on");
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
 }
 
 fn js_dir() -> PathBuf {
@@ -832,105 +822,4 @@ fn ensure_js_deps(js: &Path) {
             String::from_utf8_lossy(&out.stderr)
         );
     });
-}
-
-/// A child process whose stdout lines arrive on a channel and whose stderr
-/// is kept for the failure report; killed when dropped.
-struct Process {
-    child: Child,
-    name: &'static str,
-}
-
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<String>>);
-
-impl Log {
-    fn push(&self, line: &str) {
-        let mut text = self.0.lock().unwrap();
-        text.push_str(line);
-        text.push('\n');
-    }
-
-    fn text(&self) -> String {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-impl Process {
-    fn spawn(mut command: Command, name: &'static str) -> (Process, Receiver<String>, Log) {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped stdout");
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let log = Log::default();
-        let stderr = child.stderr.take().expect("piped stderr");
-        let sink = log.clone();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.push(&line);
-            }
-        });
-        (Process { child, name }, rx, log)
-    }
-
-    fn stdin(&mut self) -> ChildStdin {
-        self.child.stdin.take().expect("piped stdin")
-    }
-
-    /// Lets the process end on its own (its stdout closes when it exits),
-    /// keeping what it still prints; kills it if it does not within a bound.
-    fn finish(&mut self, out: &Receiver<String>, log: &Log) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match out.recv_timeout(left) {
-                Ok(line) => log.push(&line),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => {
-                    log.push(&format!("[{} did not exit; killed]", self.name));
-                    break;
-                }
-            }
-        }
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// A private scratch directory, removed afterwards.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        let dir = std::env::temp_dir().join(format!("moonshot-puter-js-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create a scratch directory");
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

@@ -32,6 +32,8 @@ pub fn request_bytes(port: u16) -> Arc<[u8]> {
     .into()
 }
 
+/// Raw on purpose: the floors measure the bytes on the wire with no HTTP
+/// client's work in between.
 fn connect(port: u16) -> Result<TcpStream, String> {
     let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;

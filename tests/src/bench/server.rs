@@ -155,13 +155,8 @@ fn paced(writer: &mut TcpStream, answer: &CannedStream, pacing: Pacing) -> std::
 
 /// Asks a running bench upstream for its counters.
 pub fn stats(port: u16) -> Option<(u64, u64)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .write_all(b"GET /__stats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let body = text.split_once("\r\n\r\n")?.1;
-    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    let url = format!("http://127.0.0.1:{port}/__stats");
+    let (_, body) = crate::kit::http::request("GET", &url, None).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&body).ok()?;
     Some((value["connections"].as_u64()?, value["requests"].as_u64()?))
 }
