@@ -1,6 +1,7 @@
 //! An HTTP client for servers that behave: control APIs, health checks,
 //! counters. Tests that need raw bytes or faults open a `TcpStream`.
 
+use std::io::BufRead;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -37,4 +38,22 @@ pub fn request(method: &str, url: &str, body: Option<&Value>) -> Result<(u16, St
         .read_to_string()
         .map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
     Ok((status, text))
+}
+
+/// For hand-made upstreams on a raw socket: reads one request's head and
+/// its `Content-Length` body from `reader`, and returns the body.
+pub fn read_request(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().map_err(std::io::Error::other)?;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok(body)
 }
