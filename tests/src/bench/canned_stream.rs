@@ -123,8 +123,17 @@ impl CannedStream {
         let mut chunks = Vec::with_capacity(total_chunks);
         let mut reasoning = String::new();
         let mut content = String::new();
-        let created = 1_767_225_600u64;
-        let id = "chatcmpl-bench-0123456789abcdef";
+        // Every chunk of the answer around its one choice.
+        let chunk = |choice: serde_json::Value| {
+            json!({
+                "id": "chatcmpl-bench-0123456789abcdef",
+                "object": "chat.completion.chunk",
+                "created": 1_767_225_600u64,
+                "model": MODEL,
+                "choices": [choice],
+            })
+            .to_string()
+        };
         for i in 0..text_chunks {
             let text = piece();
             let delta = if i < reasoning_chunks {
@@ -138,38 +147,22 @@ impl CannedStream {
                 content.push_str(&text);
                 json!({"content": text})
             };
-            chunks.push(
-                json!({
-                    "id": id,
-                    "object": "chat.completion.chunk",
-                    "created": created,
-                    "model": MODEL,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": null}],
-                })
-                .to_string(),
-            );
+            chunks.push(chunk(
+                json!({"index": 0, "delta": delta, "finish_reason": null}),
+            ));
         }
         let completion_tokens = text_chunks as u64 * 2;
-        chunks.push(
-            json!({
-                "id": id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": MODEL,
-                "choices": [{
-                    "index": 0,
-                    "delta": {},
-                    "finish_reason": "stop",
-                    "usage": {
-                        "prompt_tokens": PROMPT_TOKENS,
-                        "completion_tokens": completion_tokens,
-                        "total_tokens": PROMPT_TOKENS + completion_tokens,
-                        "cached_tokens": 0,
-                    },
-                }],
-            })
-            .to_string(),
-        );
+        chunks.push(chunk(json!({
+            "index": 0,
+            "delta": {},
+            "finish_reason": "stop",
+            "usage": {
+                "prompt_tokens": PROMPT_TOKENS,
+                "completion_tokens": completion_tokens,
+                "total_tokens": PROMPT_TOKENS + completion_tokens,
+                "cached_tokens": 0,
+            },
+        })));
 
         let head = b"HTTP/1.1 200 OK\r\n\
             Content-Type: text/event-stream; charset=utf-8\r\n\
