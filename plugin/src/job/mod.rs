@@ -84,55 +84,78 @@ pub fn run(
     let outcome = job.converse(&mut guard, &mut answer, leftover);
     // A bill that cannot be made (overflow) fails the request: never a wrong bill.
     match outcome.and_then(|()| answer.bill(prepared, config)) {
-        Ok(bill) => {
-            let usage = metering::usage_json(&answer.usage, &bill);
-            if prepared.stream {
-                for call in &answer.tool_calls {
-                    let input = call.input();
-                    guard.part(
-                        &Part::ToolUse {
-                            id: &call.id,
-                            name: &call.name,
-                            input: &input,
-                        }
-                        .to_json(),
-                    );
-                }
-                guard.part(&Part::Usage { usage: &usage }.to_json());
-            }
-            if guard.stopped {
-                let partial = result_json(prepared, &answer, usage, false);
-                let err = ProviderError {
-                    request_id: answer.request_id.clone(),
-                    ..ProviderError::cancelled()
-                };
-                return Err(Failure::new(err, Some(partial)));
-            }
-            Ok(result_json(prepared, &answer, usage, true))
-        }
+        Ok(bill) => finish(prepared, &answer, &bill, &mut guard),
         Err(err) => {
-            let mut err = if cancel.is_cancelled() || guard.stopped {
-                ProviderError {
-                    request_id: err.request_id,
-                    ..ProviderError::cancelled()
-                }
-            } else {
-                err
-            };
-            // An error after a response (a later search round, a cancel)
-            // still names the request Moonshot saw.
-            err.request_id = err.request_id.or_else(|| answer.request_id.clone());
-            answer.request_id.clone_from(&err.request_id);
-            let partial = answer.received_anything().then(|| {
-                let usage = answer
-                    .bill(prepared, config)
-                    .map(|bill| metering::usage_json(&answer.usage, &bill))
-                    .unwrap_or(Value::Null);
-                result_json(prepared, &answer, usage, false)
-            });
-            Err(Failure::new(err, partial))
+            let cancelled = cancel.is_cancelled() || guard.stopped;
+            Err(fail(prepared, config, &mut answer, err, cancelled))
         }
     }
+}
+
+/// The end of a request that got its answer and bill: the tool calls and
+/// usage parts of a stream, then the result (a partial one when a callback
+/// stopped the stream).
+fn finish(
+    prepared: &Prepared,
+    answer: &Accumulated,
+    bill: &metering::Bill,
+    guard: &mut StopGuard,
+) -> Result<Value, Box<Failure>> {
+    let usage = metering::usage_json(&answer.usage, bill);
+    if prepared.stream {
+        for call in &answer.tool_calls {
+            let input = call.input();
+            guard.part(
+                &Part::ToolUse {
+                    id: &call.id,
+                    name: &call.name,
+                    input: &input,
+                }
+                .to_json(),
+            );
+        }
+        guard.part(&Part::Usage { usage: &usage }.to_json());
+    }
+    if guard.stopped {
+        let partial = result_json(prepared, answer, usage, false);
+        let err = ProviderError {
+            request_id: answer.request_id.clone(),
+            ..ProviderError::cancelled()
+        };
+        return Err(Failure::new(err, Some(partial)));
+    }
+    Ok(result_json(prepared, answer, usage, true))
+}
+
+/// The failure of a request (reported as a cancel when it was cancelled or
+/// a callback stopped it), with the partial result of what it received.
+fn fail(
+    prepared: &Prepared,
+    config: &Config,
+    answer: &mut Accumulated,
+    err: ProviderError,
+    cancelled: bool,
+) -> Box<Failure> {
+    let mut err = if cancelled {
+        ProviderError {
+            request_id: err.request_id,
+            ..ProviderError::cancelled()
+        }
+    } else {
+        err
+    };
+    // An error after a response (a later search round, a cancel)
+    // still names the request Moonshot saw.
+    err.request_id = err.request_id.or_else(|| answer.request_id.clone());
+    answer.request_id.clone_from(&err.request_id);
+    let partial = answer.received_anything().then(|| {
+        let usage = answer
+            .bill(prepared, config)
+            .map(|bill| metering::usage_json(&answer.usage, &bill))
+            .unwrap_or(Value::Null);
+        result_json(prepared, answer, usage, false)
+    });
+    Failure::new(err, partial)
 }
 
 impl Job<'_> {
