@@ -332,6 +332,17 @@ fn body_token(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<TokenOnly>(body).ok()?.auth_token
 }
 
+/// Runs `f` to its end on a runtime like serve's, for the serve modules'
+/// unit tests.
+#[cfg(test)]
+fn on_test_runtime<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

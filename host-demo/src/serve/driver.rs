@@ -450,14 +450,7 @@ mod tests {
         );
     }
 
-    /// Runs `f` on a runtime like serve's (the relay needs blocking threads).
-    fn on_runtime<T>(f: impl std::future::Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
+    use crate::serve::on_test_runtime as on_runtime;
 
     /// A request made of these events; the flag tells whether it was cancelled.
     fn inflight(events: Vec<Event>) -> (Inflight, Arc<AtomicBool>, mpsc::Sender<Event>) {
