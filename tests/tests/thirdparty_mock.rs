@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use host_demo::plugin::Instance;
 use moonshot_abi as abi;
-use moonshot_tests::harness::{plugin, run, Outcome, TEST_KEY, TODAY};
+use moonshot_tests::harness::{instance_at, run, Outcome};
 use moonshot_tests::kit::http;
 use serde_json::{json, Value};
 
@@ -149,17 +149,7 @@ impl Mock {
     /// A plugin instance talking to this mock, with fast retries; `extra`
     /// overrides fields.
     fn instance(&self, extra: Value) -> Instance {
-        let mut config = json!({
-            "apiKey": TEST_KEY,
-            "base_url": self.base_url(),
-            "today": TODAY,
-            // max_delay_ms caps the mocks' `Retry-After: 1`.
-            "retries": {"max": 2, "base_delay_ms": 1, "max_delay_ms": 50},
-        });
-        if let (Some(config), Value::Object(extra)) = (config.as_object_mut(), extra) {
-            config.extend(extra);
-        }
-        plugin().create(&config.to_string()).expect("create")
+        instance_at(&self.base_url(), extra)
     }
 }
 
