@@ -151,7 +151,9 @@ impl Serve {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// A connection with read and write timeouts.
+    /// A raw connection with read and write timeouts, for the hostile
+    /// clients (slow, partial, oversized or pipelined requests) no HTTP
+    /// client would be.
     pub fn connect(&self, limit: Duration) -> TcpStream {
         let stream = TcpStream::connect(&self.addr).expect("connect to serve");
         stream.set_read_timeout(Some(limit)).unwrap();

@@ -3,7 +3,8 @@
 //! process's peak resident memory (VmHWM) afterwards.
 //!
 //! Upstreams are local: the offline simulator, or a hand-made silent
-//! server where a test must see the plugin's connection close.
+//! server where a test must see the plugin's connection close. Clients are
+//! raw `TcpStream`s on purpose: the attacks are bytes no HTTP client sends.
 
 use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
