@@ -483,4 +483,37 @@ mod tests {
         assert_eq!(estimate_tokens("你好"), 2);
         assert_eq!(estimate_tokens(""), 0);
     }
+
+    #[test]
+    fn the_served_card_is_the_named_one_else_the_auto_tier_by_size() {
+        let auto = by_id("moonshot-v1-auto").unwrap();
+        // The response names its tier: that one serves.
+        assert_eq!(
+            served_card(auto, Some("moonshot-v1-32k"), 10, 0).id,
+            "moonshot-v1-32k"
+        );
+        // No tier named: prompt plus max_completion_tokens picks it.
+        assert_eq!(served_card(auto, None, 5_000, 3_000).id, "moonshot-v1-8k");
+        assert_eq!(served_card(auto, None, 5_000, 4_000).id, "moonshot-v1-32k");
+        assert_eq!(
+            served_card(auto, Some("auto"), 40_000, 0).id,
+            "moonshot-v1-128k"
+        );
+        // A model outside the catalog, or the one asked for, changes nothing.
+        assert_eq!(served_card(k26(), Some("kimi-k2.6"), 10, 0).id, "kimi-k2.6");
+        assert_eq!(served_card(k26(), Some("gpt-9"), 10, 0).id, "kimi-k2.6");
+        assert_eq!(served_card(k26(), Some("kimi-k3"), 10, 0).id, "kimi-k3");
+    }
+
+    #[test]
+    fn estimated_usage_trusts_a_plausible_count_and_estimates_the_rest() {
+        let usage = estimated_usage("abcdefgh", Some(42), &["abcd", "你好", ""]);
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (42, 3));
+        assert!(usage.estimated);
+        // A count beyond belief is replaced by our estimate of the prompt.
+        let usage = estimated_usage("abcdefgh", Some(MAX_PLAUSIBLE_TOKENS + 1), &[]);
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (2, 0));
+        let usage = estimated_usage("abcdefgh", None, &[]);
+        assert_eq!(usage.prompt_tokens, 2);
+    }
 }
