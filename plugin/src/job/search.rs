@@ -159,7 +159,10 @@ mod tests {
             turn: &mut Turn,
             _sink: &mut StopGuard,
         ) -> Result<Option<String>, ProviderError> {
-            let answer = self.answers[self.sent.len()];
+            let answer = *self
+                .answers
+                .get(self.sent.len())
+                .expect("the loop asked for more rounds than were scripted");
             self.sent.push(body.clone());
             turn.apply_completion(answer)?;
             Ok(Some(format!("req-{}", self.sent.len())))
