@@ -205,62 +205,14 @@ fn puter_js_chats_through_host_demo_serve() {
     node.finish(&node_out, &node_log);
     let edges = host_edges(origin.trim_start_matches("http://"));
 
-    let mut report = String::new();
-    let mut failures = 0;
-    if edges.is_empty() {
-        report.push_str("ok   host-http-edges\n");
-    } else {
-        failures += 1;
-        report.push_str("FAIL host-http-edges\n");
-        for problem in &edges {
-            report.push_str(&format!("       {problem}\n"));
-        }
-    }
-    if planned.is_empty() {
-        failures += 1;
-        report.push_str("FAIL the script named no checks\n");
-    }
-    for name in &planned {
-        let Some(outcome) = outcomes.iter().find(|o| o.name == *name) else {
-            failures += 1;
-            report.push_str(&format!("FAIL {name}: never reported\n"));
-            continue;
-        };
-        let mut problems: Vec<String> = outcome.upstream.clone();
-        if let Err(error) = &outcome.client {
-            problems.insert(0, format!("client side: {error}"));
-        }
-        let took = outcome.took.as_secs_f64();
-        if problems.is_empty() {
-            report.push_str(&format!("ok   {name} ({took:.2} s)\n"));
-        } else {
-            failures += 1;
-            report.push_str(&format!("FAIL {name} ({took:.2} s)\n"));
-            for problem in problems {
-                report.push_str(&format!("       {}\n", problem.replace('\n', "\n       ")));
-            }
-            report.push_str(&format!(
-                "       upstream bodies: {}\n",
-                Value::from(outcome.bodies.clone())
-            ));
-        }
-    }
-    for outcome in &outcomes {
-        if !planned.contains(&outcome.name) {
-            failures += 1;
-            report.push_str(&format!("FAIL {}: not a known check\n", outcome.name));
-        }
-    }
-    if !finished {
-        failures += 1;
-        report.push_str("FAIL the script did not finish within the time limit or died\n");
-    }
-    if !stray.is_empty() {
-        failures += 1;
-        report.push_str(&format!(
-            "FAIL requests left for somewhere other than the host: {stray:?}\n"
-        ));
-    }
+    let run = Run {
+        edges,
+        planned,
+        outcomes,
+        finished,
+        stray,
+    };
+    let (failures, report) = run.report();
     eprintln!(
         "puter.js end to end ({:.1} s):\n{report}",
         started.elapsed().as_secs_f64()
@@ -272,6 +224,79 @@ fn puter_js_chats_through_host_demo_serve() {
         serve_log.text()
     );
     drop(serve);
+}
+
+/// What one run of e2e.js came to, beside the host's HTTP edges.
+struct Run {
+    edges: Vec<String>,
+    planned: Vec<String>,
+    outcomes: Vec<Outcome>,
+    finished: bool,
+    stray: Vec<Value>,
+}
+
+impl Run {
+    /// How many things failed, and a line (or more) for each check.
+    fn report(&self) -> (usize, String) {
+        let mut report = String::new();
+        let mut failures = 0;
+        if self.edges.is_empty() {
+            report.push_str("ok   host-http-edges\n");
+        } else {
+            failures += 1;
+            report.push_str("FAIL host-http-edges\n");
+            for problem in &self.edges {
+                report.push_str(&format!("       {problem}\n"));
+            }
+        }
+        if self.planned.is_empty() {
+            failures += 1;
+            report.push_str("FAIL the script named no checks\n");
+        }
+        for name in &self.planned {
+            let Some(outcome) = self.outcomes.iter().find(|o| o.name == *name) else {
+                failures += 1;
+                report.push_str(&format!("FAIL {name}: never reported\n"));
+                continue;
+            };
+            let mut problems: Vec<String> = outcome.upstream.clone();
+            if let Err(error) = &outcome.client {
+                problems.insert(0, format!("client side: {error}"));
+            }
+            let took = outcome.took.as_secs_f64();
+            if problems.is_empty() {
+                report.push_str(&format!("ok   {name} ({took:.2} s)\n"));
+            } else {
+                failures += 1;
+                report.push_str(&format!("FAIL {name} ({took:.2} s)\n"));
+                for problem in problems {
+                    report.push_str(&format!("       {}\n", problem.replace('\n', "\n       ")));
+                }
+                report.push_str(&format!(
+                    "       upstream bodies: {}\n",
+                    Value::from(outcome.bodies.clone())
+                ));
+            }
+        }
+        for outcome in &self.outcomes {
+            if !self.planned.contains(&outcome.name) {
+                failures += 1;
+                report.push_str(&format!("FAIL {}: not a known check\n", outcome.name));
+            }
+        }
+        if !self.finished {
+            failures += 1;
+            report.push_str("FAIL the script did not finish within the time limit or died\n");
+        }
+        if !self.stray.is_empty() {
+            failures += 1;
+            report.push_str(&format!(
+                "FAIL requests left for somewhere other than the host: {:?}\n",
+                self.stray
+            ));
+        }
+        (failures, report)
+    }
 }
 
 /// `serve --auth-token`: puter.js is refused (403, not the 401 that would
