@@ -145,7 +145,8 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) {
 /// A fixed answer for a connection over the bound, written only if the
 /// socket takes it at once; the connection then closes.
 fn refuse_busy(stream: TcpStream) {
-    let answer = driver::Answer::error(503, "too_many_requests", "too many connections; try again");
+    let answer =
+        driver::DriverReply::error(503, "too_many_requests", "too many connections; try again");
     let body = answer.body.to_string();
     let message = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -219,7 +220,7 @@ fn refuse(
     if close {
         headers.push(("Connection", "close".into()));
     }
-    driver::send(&driver::Answer::error(status, code, message), &headers)
+    driver::send(&driver::DriverReply::error(status, code, message), &headers)
 }
 
 async fn respond(request: Request<Incoming>, shared: &Shared) -> (Response<Body>, String) {
@@ -330,6 +331,17 @@ fn body_token(body: &[u8]) -> Option<String> {
         auth_token: Option<String>,
     }
     serde_json::from_slice::<TokenOnly>(body).ok()?.auth_token
+}
+
+/// Runs `f` to its end on a runtime like serve's, for the serve modules'
+/// unit tests.
+#[cfg(test)]
+fn on_test_runtime<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 #[cfg(test)]

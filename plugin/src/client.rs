@@ -496,6 +496,37 @@ pub fn io_error(e: std::io::Error, t: &Timeouts) -> ProviderError {
     ProviderError::new(ErrorKind::Transport, format!("connection failed: {e}"))
 }
 
+/// The parts of a 2xx response the chat job reads, so that ureq's body type
+/// stays inside this module.
+impl Upstream {
+    /// The response's content type, lower-cased; empty when absent.
+    pub fn content_type(&self) -> String {
+        header(&self.response, "content-type")
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    }
+
+    /// The whole (bounded) body as UTF-8 text.
+    pub fn read_text(self, timeouts: &Timeouts) -> Result<String, ProviderError> {
+        read_body_text(self.response.into_body(), timeouts)
+    }
+
+    /// The body as a reader, for an event stream read as it arrives.
+    pub fn into_reader(self) -> BodyReader {
+        BodyReader(self.response.into_body().into_reader())
+    }
+}
+
+/// A response body read as it arrives; the agent's read timeouts apply.
+/// Reading it to the end returns its connection to the agent's pool.
+pub struct BodyReader(ureq::BodyReader<'static>);
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::catalog::ModelCard;
+use crate::catalog::{self, ModelCard};
 use crate::error::{ErrorKind, ProviderError};
 
 /// Most tokens one response may report for any one count: 100 million,
@@ -260,6 +260,46 @@ pub fn reported_costs<'a>(
     Value::Array(rows)
 }
 
+/// The card that actually served, and so sets the price: what the response
+/// names when it is in the catalog (moonshot-v1-auto's tier), else what was
+/// asked for; an auto model without a named tier is priced by the size the
+/// request had (`prompt_tokens` plus the `max_completion_tokens` asked).
+pub fn served_card(
+    asked: &'static ModelCard,
+    named: Option<&str>,
+    prompt_tokens: u64,
+    max_completion_tokens: u64,
+) -> &'static ModelCard {
+    match named.and_then(catalog::lookup) {
+        Some(card) if card.id != asked.id => card,
+        _ => {
+            if !asked.auto_tiers.is_empty() {
+                if let Some(tier) =
+                    catalog::auto_tier(asked, prompt_tokens.saturating_add(max_completion_tokens))
+                {
+                    return tier;
+                }
+            }
+            asked
+        }
+    }
+}
+
+/// Usage for a round Moonshot sent none for: prompt tokens as the tokenizer
+/// endpoint `counted` them when it answered plausibly, else our estimate of
+/// `prompt`; output tokens estimated from what was `received`. Marked
+/// `estimated`.
+pub fn estimated_usage(prompt: &str, counted: Option<u64>, received: &[&str]) -> Usage {
+    // A tokenizer answer beyond belief is not a count to bill.
+    let counted = counted.filter(|&n| n <= MAX_PLAUSIBLE_TOKENS);
+    Usage {
+        prompt_tokens: counted.unwrap_or_else(|| estimate_tokens(prompt)),
+        completion_tokens: received.iter().map(|text| estimate_tokens(text)).sum(),
+        estimated: true,
+        ..Usage::default()
+    }
+}
+
 /// Rough token estimate for text when Moonshot sends no usage: about four
 /// bytes of English or one CJK character per token. Used only when the
 /// tokenizer endpoint cannot be asked; results say `estimated: true`.
@@ -442,5 +482,38 @@ mod tests {
         assert_eq!(estimate_tokens("abcdefgh"), 2);
         assert_eq!(estimate_tokens("你好"), 2);
         assert_eq!(estimate_tokens(""), 0);
+    }
+
+    #[test]
+    fn the_served_card_is_the_named_one_else_the_auto_tier_by_size() {
+        let auto = by_id("moonshot-v1-auto").unwrap();
+        // The response names its tier: that one serves.
+        assert_eq!(
+            served_card(auto, Some("moonshot-v1-32k"), 10, 0).id,
+            "moonshot-v1-32k"
+        );
+        // No tier named: prompt plus max_completion_tokens picks it.
+        assert_eq!(served_card(auto, None, 5_000, 3_000).id, "moonshot-v1-8k");
+        assert_eq!(served_card(auto, None, 5_000, 4_000).id, "moonshot-v1-32k");
+        assert_eq!(
+            served_card(auto, Some("auto"), 40_000, 0).id,
+            "moonshot-v1-128k"
+        );
+        // A model outside the catalog, or the one asked for, changes nothing.
+        assert_eq!(served_card(k26(), Some("kimi-k2.6"), 10, 0).id, "kimi-k2.6");
+        assert_eq!(served_card(k26(), Some("gpt-9"), 10, 0).id, "kimi-k2.6");
+        assert_eq!(served_card(k26(), Some("kimi-k3"), 10, 0).id, "kimi-k3");
+    }
+
+    #[test]
+    fn estimated_usage_trusts_a_plausible_count_and_estimates_the_rest() {
+        let usage = estimated_usage("abcdefgh", Some(42), &["abcd", "你好", ""]);
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (42, 3));
+        assert!(usage.estimated);
+        // A count beyond belief is replaced by our estimate of the prompt.
+        let usage = estimated_usage("abcdefgh", Some(MAX_PLAUSIBLE_TOKENS + 1), &[]);
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (2, 0));
+        let usage = estimated_usage("abcdefgh", None, &[]);
+        assert_eq!(usage.prompt_tokens, 2);
     }
 }

@@ -4,10 +4,12 @@
 // Moonshot simulator behind the host and checks what reached it.
 //
 // Protocol with the runner: lines on stdout that start with "@@e2e " are
-// JSON events. Before each check the script says {"event":"begin"} and
-// waits for a line "go" on stdin (the runner scripts the simulator for that
-// check first); {"event":"signal"} asks the runner to act mid-check and
-// also waits for "go"; {"event":"result"} reports the check.
+// JSON events. First {"event":"plan"} names every check. Before each check
+// the script says {"event":"begin"} with the check's simulator replies and
+// upstream expectations, and waits for a line "go" on stdin (the runner
+// scripts the simulator first); {"event":"signal"} asks the runner to act
+// mid-check ("shut-down-upstream") and also waits for "go";
+// {"event":"result"} reports the check.
 //
 // Type-checked with tsc against include/moonshot.d.ts (see tsconfig.json).
 
@@ -138,14 +140,49 @@ const WEATHER_TOOL = {
 };
 /** @type {MoonshotTool} */
 const WEB_SEARCH_TOOL = { type: 'builtin_function', function: { name: '$web_search' } };
+const SEARCH_ARGS = '{"search_result":{"search_id":"sr-1"},"usage":{"total_tokens":256}}';
+/** A user message as Moonshot receives it. @param {string} text */
+const user = (text) => ({ role: 'user', content: text });
 const PNG = 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==';
 
 // ------------------------------------------------------------ the checks
 
-/** @type {Array<{ name: string, run: () => Promise<unknown> }>} */
+// Each check declares, beside what puter.js does (`run`), the simulator's
+// replies for its upstream requests, in order (none: the simulator's default
+// answer), and what must have reached the simulator (`upstream`). The runner
+// scripts the replies and verifies `upstream` against the bodies it recorded.
+
+/** What a scripted completion or stream says; unset fields take the
+ * simulator's defaults (model kimi-k2.6, finish stop, usage 10/5/0, 4 chars a chunk).
+ * @typedef {{ content: string, reasoning?: string, model?: string, finish_reason?: string,
+ *   usage?: [number, number, number], chunk_chars?: number,
+ *   tool_calls?: Array<{ id: string, name: string, arguments: string }> }} ReplySpec */
+/** One scripted reply: a chat completion, a stream, Moonshot's error envelope,
+ * or raw SSE events after a verbatim head, then silence (no [DONE]).
+ * @typedef {{ completion: ReplySpec } | { stream: ReplySpec }
+ *   | { error: { status: number, type: string, message: string } }
+ *   | { raw: { head: string, events: unknown[], hold_open_ms: number } }} Reply */
+/** One thing that must hold of the upstream bodies (a JSON array, in order):
+ * the value `at` a path ('1/messages/-2/role'; a negative index counts from
+ * the end; no path: the array of bodies) equals, does not equal, is absent,
+ * contains, parses (a JSON string) to, or has the length given. `what` is
+ * the failure message.
+ * @typedef {{ what: string, at?: string, equals?: unknown, not_equals?: unknown, absent?: boolean,
+ *   contains?: unknown, parsed_equals?: unknown, length?: number }} Expect */
+const RESOLVED =
+    'models kimi-k2.6 (provider default), kimi-k2.6 (alias), kimi-k3 (model over an unknown provider), kimi-k2.7-code (puterId)';
+
+/** @type {Array<{ name: string, replies: Reply[], upstream: Expect[], run: () => Promise<unknown> }>} */
 const checks = [
     {
         name: 'plain-chat',
+        replies: [{ completion: { content: 'Hello from Kimi.', usage: [12, 5, 0] } }],
+        upstream: [
+            { what: 'one request', length: 1 },
+            { what: 'model kimi-k2.6', at: '0/model', equals: 'kimi-k2.6' },
+            { what: 'the string prompt as one user message', at: '0/messages', equals: [user('Hello, Kimi!')] },
+            { what: 'no stream', at: '0/stream', absent: true },
+        ],
         async run() {
             const result = await chat('Hello, Kimi!', { model: 'kimi-k2.6' });
             assert.equal(result.message.content, 'Hello from Kimi.');
@@ -165,6 +202,12 @@ const checks = [
     },
     {
         name: 'provider-and-model-resolution',
+        // The default Kimi answers.
+        replies: [],
+        upstream: [
+            { what: RESOLVED, length: 4 },
+            ...['kimi-k2.6', 'kimi-k2.6', 'kimi-k3', 'kimi-k2.7-code'].map((model, i) => ({ what: RESOLVED, at: `${i}/model`, equals: model })),
+        ],
         async run() {
             /** @type {Array<[PuterJsChatOptions & { stream?: false }, string]>} */
             const cases = [
@@ -184,6 +227,8 @@ const checks = [
     },
     {
         name: 'errors-before-upstream',
+        replies: [],
+        upstream: [{ what: 'nothing sent upstream', length: 0 }],
         async run() {
             const unknown = await refusal(chat('Hi', { model: 'gpt-9' }));
             assert.equal(unknown.error.status, 400);
@@ -207,6 +252,8 @@ const checks = [
     },
     {
         name: 'upstream-error-is-readable',
+        replies: [{ error: { status: 400, type: 'content_filter', message: 'The request was rejected because it was considered high risk' } }],
+        upstream: [{ what: 'one request (content_filter is not retried)', length: 1 }],
         async run() {
             const failure = await refusal(chat('Something risky', { model: 'kimi-k2.6', stream: true }));
             assert.deepEqual(
@@ -223,6 +270,13 @@ const checks = [
     },
     {
         name: 'streamed-chat',
+        replies: [{ stream: { content: 'Once upon a time, a small kite flew.', chunk_chars: 6, usage: [20, 9, 4] } }],
+        upstream: [
+            { what: 'one request', length: 1 },
+            { what: 'stream: true', at: '0/stream', equals: true },
+            { what: 'stream_options.include_usage', at: '0/stream_options/include_usage', equals: true },
+            { what: 'the prompt', at: '0/messages', equals: [user('Tell me a story')] },
+        ],
         async run() {
             const stream = await chat('Tell me a story', { model: 'kimi-k2.6', stream: true });
             const parts = await collect(stream);
@@ -239,6 +293,53 @@ const checks = [
     },
     {
         name: 'tool-call-round-trip',
+        replies: [
+            {
+                stream: {
+                    content: '',
+                    reasoning: 'The user wants the weather in Paris.',
+                    tool_calls: [{ id: 'functions.get_weather:0', name: 'get_weather', arguments: '{"city":"Paris"}' }],
+                    finish_reason: 'tool_calls',
+                    usage: [30, 12, 0],
+                    chunk_chars: 8,
+                },
+            },
+            { completion: { content: 'It is 18°C and sunny in Paris.' } },
+        ],
+        upstream: [
+            { what: 'two requests (the call, then the follow-up)', length: 2 },
+            ...[
+                { at: '0/tools', length: 1 },
+                { at: '0/tools/0/type', equals: 'function' },
+                { at: '0/tools/0/function/name', equals: 'get_weather' },
+                {
+                    at: '0/tools/0/function/parameters',
+                    equals: { type: 'object', properties: { city: { type: 'string', description: 'City name' } }, required: ['city'] },
+                },
+            ].map((e) => ({ what: 'the get_weather tool as puter.js sent it', ...e })),
+            { what: 'the first turn streams', at: '0/stream', equals: true },
+            { what: 'three messages in the follow-up', at: '1/messages', length: 3 },
+            { what: 'the question', at: '1/messages/0', equals: user('What is the weather in Paris?') },
+            ...[
+                { at: '1/messages/1/role', equals: 'assistant' },
+                { at: '1/messages/1/tool_calls/0/id', equals: 'functions.get_weather:0' },
+                { at: '1/messages/1/tool_calls/0/type', equals: 'function' },
+                { at: '1/messages/1/tool_calls/0/function/name', equals: 'get_weather' },
+                { at: '1/messages/1/tool_calls/0/function/arguments', parsed_equals: { city: 'Paris' } },
+            ].map((e) => ({ what: "the assistant's tool call, from Puter's tool_use block", ...e })),
+            {
+                what: "the turn's reasoning sent back with its tool call",
+                at: '1/messages/1/reasoning_content',
+                equals: 'The user wants the weather in Paris.',
+            },
+            { what: 'no empty content beside tool_calls', at: '1/messages/1/content', not_equals: '' },
+            {
+                what: "the tool result, from Puter's tool_result block",
+                at: '1/messages/2',
+                equals: { role: 'tool', tool_call_id: 'functions.get_weather:0', content: '18°C and sunny' },
+            },
+            { what: 'the tools again', at: '1/tools/0/function/name', equals: 'get_weather' },
+        ],
         async run() {
             const question = 'What is the weather in Paris?';
             const stream = await chat(question, { model: 'kimi-k2.6', stream: true, tools: [WEATHER_TOOL] });
@@ -273,6 +374,34 @@ const checks = [
     },
     {
         name: 'thinking-through-reasoning-options',
+        replies: [
+            {
+                stream: {
+                    content: 'Because of Rayleigh scattering.',
+                    reasoning: 'Sunlight scatters off air molecules; blue scatters most.',
+                    chunk_chars: 12,
+                },
+            },
+            { completion: { model: 'kimi-k3', content: 'It reflects the sky and absorbs red.', reasoning: 'Water absorbs red light.' } },
+            { completion: { content: '4' } },
+        ],
+        upstream: [
+            { what: 'three requests', length: 3 },
+            ...[
+                { at: '0/model', equals: 'kimi-k2.6' },
+                { at: '0/thinking/type', equals: 'enabled' },
+                { at: '0/reasoning_effort', absent: true },
+            ].map((e) => ({ what: "kimi-k2.6 with reasoning_effort 'high': thinking {type: enabled}, no reasoning_effort", ...e })),
+            ...[
+                { at: '1/model', equals: 'kimi-k3' },
+                { at: '1/reasoning_effort', equals: 'low' },
+                { at: '1/thinking', absent: true },
+            ].map((e) => ({ what: "kimi-k3 with reasoning {effort: 'low'}: reasoning_effort 'low', no thinking", ...e })),
+            ...[
+                { at: '2/thinking/type', equals: 'disabled' },
+                { at: '2/reasoning_effort', absent: true },
+            ].map((e) => ({ what: "kimi-k2.6 with reasoning_effort 'none': thinking {type: disabled}", ...e })),
+        ],
         async run() {
             // kimi-k2.6 thinks through `thinking`; puter.js's reasoning_effort reaches it.
             const stream = await chat('Why is the sky blue?', {
@@ -296,6 +425,33 @@ const checks = [
     },
     {
         name: 'web-search-among-the-tools',
+        replies: [
+            {
+                stream: {
+                    content: '',
+                    tool_calls: [{ id: 'search:0', name: '$web_search', arguments: SEARCH_ARGS }],
+                    finish_reason: 'tool_calls',
+                    usage: [40, 10, 0],
+                    chunk_chars: 16,
+                },
+            },
+            { stream: { content: 'A marathon crosses Paris today.', usage: [300, 9, 0], chunk_chars: 10 } },
+        ],
+        upstream: [
+            { what: 'two requests: the search call, then the answer after it', length: 2 },
+            { what: '$web_search declared as a builtin_function', at: '0/tools', contains: WEB_SEARCH_TOOL },
+            { what: 'declared again', at: '1/tools', contains: WEB_SEARCH_TOOL },
+            ...[
+                { at: '1/messages/-2/role', equals: 'assistant' },
+                { at: '1/messages/-2/tool_calls/0/id', equals: 'search:0' },
+                { at: '1/messages/-2/tool_calls/0/function/name', equals: '$web_search' },
+                { at: '1/messages/-2/tool_calls/0/function/arguments', equals: SEARCH_ARGS },
+                {
+                    at: '1/messages/-1',
+                    equals: { role: 'tool', tool_call_id: 'search:0', name: '$web_search', content: SEARCH_ARGS },
+                },
+            ].map((e) => ({ what: 'the search call echoed back with its arguments as the tool message', ...e })),
+        ],
         async run() {
             const stream = await chat('What is on in Paris today?', {
                 model: 'kimi-k2.6',
@@ -316,6 +472,22 @@ const checks = [
     },
     {
         name: 'image-message',
+        replies: [{ completion: { model: 'kimi-k3', content: 'A single red pixel.' } }],
+        upstream: [
+            { what: 'one request', length: 1 },
+            { what: 'model kimi-k3', at: '0/model', equals: 'kimi-k3' },
+            {
+                what: 'the prompt and the image as Moonshot parts',
+                at: '0/messages',
+                equals: [{
+                    role: 'user',
+                    content: [
+                        { type: 'text', text: 'What is in this picture?' },
+                        { type: 'image_url', image_url: { url: PNG } },
+                    ],
+                }],
+            },
+        ],
         async run() {
             const result = await chat('What is in this picture?', PNG, { model: 'kimi-k3' });
             assert.equal(result.message.content, 'A single red pixel.');
@@ -324,6 +496,15 @@ const checks = [
     },
     {
         name: 'chinese-text-intact',
+        replies: [
+            { stream: { content: '你好！我是 Kimi，由月之暗面训练的助手。🌙', chunk_chars: 1 } },
+            { completion: { content: '好的：我是 Kimi。' } },
+        ],
+        upstream: [
+            { what: 'two requests', length: 2 },
+            { what: 'the Chinese prompt intact', at: '0/messages', equals: [user('用一句话介绍你自己。')] },
+            { what: 'the second prompt intact', at: '1/messages', equals: [user('再说一遍。')] },
+        ],
         async run() {
             const stream = await chat('用一句话介绍你自己。', { model: 'kimi-k2.6', stream: true });
             const parts = await collect(stream);
@@ -338,6 +519,15 @@ const checks = [
     },
     {
         name: 'partial-mode',
+        replies: [{ stream: { content: ' rises over quiet hills' } }],
+        upstream: [
+            { what: 'one request', length: 1 },
+            {
+                what: "the prefix as Moonshot's partial assistant message",
+                at: '0/messages/1',
+                equals: { role: 'assistant', content: 'Autumn moon', partial: true },
+            },
+        ],
         async run() {
             /** @type {MoonshotMessage[]} */
             const messages = [
@@ -351,6 +541,15 @@ const checks = [
     },
     {
         name: 'options-puter-js-drops',
+        replies: [{ completion: { content: 'Hello from Kimi.' } }],
+        upstream: [
+            { what: 'one request', length: 1 },
+            ...['response_format', 'tool_choice', 'top_p', 'prompt_cache_key', 'tools'].map((field) => ({
+                what: `no ${field}: puter.ai.chat 2.6.3 does not send it`,
+                at: `0/${field}`,
+                absent: true,
+            })),
+        ],
         async run() {
             // puter.ai.chat copies only some options onto the call: these never
             // reach the host (the runner checks the upstream body).
@@ -372,6 +571,14 @@ const checks = [
     },
     {
         name: 'driver-call-forwards-every-option',
+        replies: [{ completion: { content: '{"colours":["red","green","blue"]}' } }],
+        upstream: [
+            { what: 'one request', length: 1 },
+            { what: 'thinking {type: enabled, keep: all}', at: '0/thinking', equals: { type: 'enabled', keep: 'all' } },
+            { what: 'response_format json_object', at: '0/response_format', equals: { type: 'json_object' } },
+            { what: 'prompt_cache_key session-42', at: '0/prompt_cache_key', equals: 'session-42' },
+            { what: 'web_search: true declares $web_search', at: '0/tools', contains: WEB_SEARCH_TOOL },
+        ],
         async run() {
             const envelope = await drivers.call('puter-chat-completion', 'ai-chat', 'complete', {
                 messages: [{ role: 'user', content: 'List three colours as JSON.' }],
@@ -390,6 +597,8 @@ const checks = [
     },
     {
         name: 'models-listing',
+        replies: [],
+        upstream: [{ what: 'nothing sent upstream', length: 0 }],
         async run() {
             const models = /** @type {ModelDetails['models']} */ (/** @type {unknown} */ (await puter.ai.listModels()));
             const ids = models.map((m) => m.id).sort();
@@ -410,6 +619,24 @@ const checks = [
     {
         // Last: the runner shuts the simulator down to cut the stream.
         name: 'stream-is-incremental-and-fails-in-band',
+        // Two content events, then silence with the connection open until
+        // the runner shuts the simulator down.
+        replies: [
+            {
+                raw: {
+                    head: 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nx-request-id: sim-raw-1\r\nConnection: close\r\n\r\n',
+                    events: [{ role: 'assistant', content: '' }, { content: 'First words, ' }, { content: 'then more' }].map((delta) => ({
+                        id: 'chatcmpl-raw',
+                        object: 'chat.completion.chunk',
+                        created: 0,
+                        model: 'kimi-k2.6',
+                        choices: [{ index: 0, delta, finish_reason: null }],
+                    })),
+                    hold_open_ms: 120_000,
+                },
+            },
+        ],
+        upstream: [{ what: 'one request (parts were delivered: no retry)', length: 1 }],
         async run() {
             const stream = await chat('Stream slowly', { model: 'kimi-k2.6', stream: true });
             /** @type {MoonshotStreamPart[]} */
@@ -420,7 +647,7 @@ const checks = [
                 if (!signalled && textOf(parts) === 'First words, then more') {
                     // Moonshot is still sending: these parts came before its end.
                     signalled = true;
-                    await signal('stream-is-incremental-and-fails-in-band', 'parts-while-upstream-open');
+                    await signal('stream-is-incremental-and-fails-in-band', 'shut-down-upstream');
                 }
             }
             assert.ok(signalled, `the first parts never arrived: ${JSON.stringify(parts)}`);
@@ -436,8 +663,9 @@ const checks = [
 // ------------------------------------------------------------ main
 
 let failed = 0;
+say({ event: 'plan', checks: checks.map((c) => c.name) });
 for (const check of checks) {
-    say({ event: 'begin', check: check.name });
+    say({ event: 'begin', check: check.name, replies: check.replies, upstream: check.upstream });
     await awaitGo();
     try {
         const detail = await within(check.run(), check.name);

@@ -8,11 +8,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use moonshot_simulator::{Reply, ReplySpec, Simulator, ToolCallSpec, UsageSpec};
 
-use crate::header::workspace_root;
+use crate::kit::workspace_root;
 
 /// What each of the two in-flight streams sends before it goes silent.
 pub const INFLIGHT_TEXTS: [&str; 2] = ["held A", "held B"];
@@ -21,33 +21,7 @@ pub const INFLIGHT_TEXTS: [&str; 2] = ["held A", "held B"];
 pub const SLOW_CONTENT: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCD";
 pub const SLOW_CHUNK_CHARS: usize = 4;
 
-/// A fresh directory under the system temp dir, removed on drop unless the
-/// test failed (then it is kept for a look and its path printed).
-pub struct ScratchDir(pub PathBuf);
-
-impl ScratchDir {
-    pub fn new(what: &str) -> ScratchDir {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir =
-            std::env::temp_dir().join(format!("moonshot-{what}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        ScratchDir(dir)
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            eprintln!("kept {} for inspection", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
+pub use crate::kit::ScratchDir;
 
 /// Runs a tool to its end; a missing tool fails the test with a clear
 /// message (these tests are never skipped: CI installs the tools).

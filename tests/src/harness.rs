@@ -26,9 +26,16 @@ pub fn plugin() -> &'static Plugin {
 
 /// An instance talking to `sim`, with fast retries; `extra` overrides fields.
 pub fn instance(sim: &Simulator, extra: Value) -> Instance {
+    instance_at(&sim.base_url(), extra)
+}
+
+/// An instance talking to the upstream at `base_url` (the simulator or a
+/// third-party mock), with fast retries (`max_delay_ms` also caps a
+/// `Retry-After`); `extra` overrides fields.
+pub fn instance_at(base_url: &str, extra: Value) -> Instance {
     let mut config = json!({
         "apiKey": TEST_KEY,
-        "base_url": sim.base_url(),
+        "base_url": base_url,
         "today": TODAY,
         "retries": {"max": 2, "base_delay_ms": 1, "max_delay_ms": 50},
     });
@@ -56,6 +63,14 @@ impl Outcome {
     /// The parts of one type, e.g. "text".
     pub fn parts_of(&self, kind: &str) -> Vec<&Value> {
         self.parts.iter().filter(|p| p["type"] == kind).collect()
+    }
+
+    /// The type of each part, in order, e.g. `["text", "usage"]`.
+    pub fn kinds(&self) -> Vec<&str> {
+        self.parts
+            .iter()
+            .map(|p| p["type"].as_str().expect("every part has a type"))
+            .collect()
     }
 
     /// The streamed text joined.

@@ -1,15 +1,9 @@
 //! Generates `include/moonshot_provider.h` from `plugin/abi` and the
 //! plugin's entry file with the pinned cbindgen (see tests/Cargo.toml).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// The workspace root (this crate lives in `tests/`).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
+pub use crate::kit::workspace_root;
 
 pub fn header_path() -> PathBuf {
     workspace_root().join("include/moonshot_provider.h")

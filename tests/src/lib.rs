@@ -7,6 +7,7 @@ pub mod c_host;
 pub mod fuzz_checks;
 pub mod harness;
 pub mod header;
+pub mod kit;
 pub mod plugin;
 pub mod replay;
 pub mod schemas;

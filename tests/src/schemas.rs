@@ -62,7 +62,7 @@ impl Doc {
 }
 
 pub fn schema_dir() -> PathBuf {
-    crate::header::workspace_root().join("include/schemas")
+    crate::kit::workspace_root().join("include/schemas")
 }
 
 /// The parsed schema file of `doc`.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::header::workspace_root;
+use crate::kit::workspace_root;
 use crate::plugin::plugin_path;
 
 /// How long serve may take to print its URL.
@@ -151,7 +151,9 @@ impl Serve {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// A connection with read and write timeouts.
+    /// A raw connection with read and write timeouts, for the hostile
+    /// clients (slow, partial, oversized or pipelined requests) no HTTP
+    /// client would be.
     pub fn connect(&self, limit: Duration) -> TcpStream {
         let stream = TcpStream::connect(&self.addr).expect("connect to serve");
         stream.set_read_timeout(Some(limit)).unwrap();
@@ -177,7 +179,9 @@ static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize:
 
 /// One request over a fresh connection, with `Connection: close` added
 /// after the request line (serve keeps connections alive otherwise); the
-/// status and the whole answer.
+/// status and the whole answer. Raw on purpose: the hostile tests send
+/// requests no HTTP client would (bad framing, odd headers) and read the
+/// answer's exact bytes (kit::http serves well-formed exchanges).
 pub fn raw_http(addr: &str, request: &str) -> Result<(u16, String), String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     let limit = Some(Duration::from_secs(10));

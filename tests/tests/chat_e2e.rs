@@ -39,13 +39,8 @@ fn streaming_chat_sends_moonshots_body_and_returns_ordered_parts() {
             "stream_options":{"include_usage":true}
         })]
     );
-    let kinds: Vec<&str> = out
-        .parts
-        .iter()
-        .map(|p| p["type"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        kinds,
+        out.kinds(),
         vec!["reasoning", "reasoning", "text", "text", "usage"]
     );
     assert_eq!(

@@ -4,7 +4,7 @@
 
 mod faults_common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;
 use std::thread;
@@ -18,6 +18,7 @@ use host_demo::plugin::Event;
 use moonshot_abi as abi;
 use moonshot_simulator::{Reply, ReplySpec, Simulator};
 use moonshot_tests::harness::{instance, plugin, TEST_KEY};
+use moonshot_tests::kit::http;
 use serde_json::json;
 
 /// What the tests accept as "promptly" (the goal is 100 ms; the figure is printed).
@@ -151,19 +152,7 @@ fn cancel_closes_the_upstream_connection() {
         let (stream, _) = listener.accept().unwrap();
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            if line.trim().is_empty() {
-                break;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
+        http::read_request(&mut reader).unwrap();
         let mut writer = stream;
         writer
             .write_all(format!("{SSE_HEAD}{}", events(&["first"])).as_bytes())

@@ -12,13 +12,6 @@ use moonshot_simulator::{Reply, ReplySpec, Simulator, ToolCallSpec, UsageSpec};
 use moonshot_tests::harness::{instance, run, Outcome};
 use serde_json::{json, Value};
 
-fn kinds(out: &Outcome) -> Vec<&str> {
-    out.parts
-        .iter()
-        .map(|p| p["type"].as_str().unwrap())
-        .collect()
-}
-
 fn ok(out: &Outcome) {
     assert_eq!(out.status, abi::MOONSHOT_OK, "{}", out.result);
 }
@@ -194,14 +187,15 @@ fn streamed_tool_calls_arrive_whole_and_the_next_turn_is_accepted() {
     ok(&first);
     let body = &sim.chat_bodies()[0];
     assert_eq!(body["tools"], json!([weather_tool()]));
-    assert_eq!(kinds(&first).last(), Some(&"usage"));
+    assert_eq!(first.kinds().last(), Some(&"usage"));
     let tool_uses = first.parts_of("tool_use");
     assert_eq!(tool_uses.len(), 1);
     assert_eq!(
         *tool_uses[0],
         json!({"type":"tool_use","id":"functions.get_weather:0","name":"get_weather","input":{"city":"Paris"}})
     );
-    let kinds_before_tool: Vec<&str> = kinds(&first)
+    let kinds_before_tool: Vec<&str> = first
+        .kinds()
         .into_iter()
         .take_while(|k| *k != "tool_use")
         .collect();
@@ -671,7 +665,7 @@ fn web_search_round_trip_streams_across_rounds() {
     );
     assert_eq!(out.reasoning(), "Search first.Found it.");
     assert_eq!(out.text(), "Kimi K3 shipped.");
-    assert_eq!(kinds(&out).last(), Some(&"usage"));
+    assert_eq!(out.kinds().last(), Some(&"usage"));
     let usage = &out.result["usage"];
     assert_eq!(
         (

@@ -22,7 +22,7 @@ size and time limits";
 
 /// What a media server answers to every request.
 #[derive(Clone)]
-enum Answer {
+enum MediaReply {
     Image(Vec<u8>),
     Redirect(String),
     /// 200 with a large Content-Length, then one byte every 100 ms.
@@ -38,7 +38,7 @@ struct MediaServer {
 }
 
 impl MediaServer {
-    fn start(ip: &str, answer: Answer) -> MediaServer {
+    fn start(ip: &str, answer: MediaReply) -> MediaServer {
         let listener = TcpListener::bind((ip, 0)).unwrap();
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -83,12 +83,12 @@ impl Drop for MediaServer {
     }
 }
 
-fn serve(mut stream: TcpStream, answer: &Answer, stop: &AtomicBool) {
+fn serve(mut stream: TcpStream, answer: &MediaReply, stop: &AtomicBool) {
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
     let mut head = [0u8; 4096];
     let _ = stream.read(&mut head);
     match answer {
-        Answer::Image(body) => {
+        MediaReply::Image(body) => {
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
@@ -96,13 +96,13 @@ fn serve(mut stream: TcpStream, answer: &Answer, stop: &AtomicBool) {
             let _ = stream.write_all(head.as_bytes());
             let _ = stream.write_all(body);
         }
-        Answer::Redirect(location) => {
+        MediaReply::Redirect(location) => {
             let head = format!(
                 "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             );
             let _ = stream.write_all(head.as_bytes());
         }
-        Answer::Drip => {
+        MediaReply::Drip => {
             let head = "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n";
             let _ = stream.write_all(head.as_bytes());
             // Bounded: 30 s at most, or until the plugin hangs up.
@@ -152,7 +152,7 @@ fn loopback_spellings(port: u16) -> Vec<String> {
 
 #[test]
 fn loopback_in_every_spelling_is_refused_with_the_same_text() {
-    let server = MediaServer::start("127.0.0.1", Answer::Image(b"\x89PNG".to_vec()));
+    let server = MediaServer::start("127.0.0.1", MediaReply::Image(b"\x89PNG".to_vec()));
     let sim = Simulator::start().unwrap();
     let quiet = instance(&sim, json!({}));
     let debug = instance(&sim, json!({"media":{"debug_errors":true}}));
@@ -201,10 +201,10 @@ fn private_and_metadata_addresses_are_refused_before_connecting() {
 
 #[test]
 fn a_redirect_to_loopback_is_refused_with_the_same_text() {
-    let target = MediaServer::start("127.0.0.1", Answer::Image(b"\x89PNG".to_vec()));
+    let target = MediaServer::start("127.0.0.1", MediaReply::Image(b"\x89PNG".to_vec()));
     let redirect = MediaServer::start(
         "127.0.0.2",
-        Answer::Redirect(format!("http://127.0.0.1:{}/cat.png", target.port())),
+        MediaReply::Redirect(format!("http://127.0.0.1:{}/cat.png", target.port())),
     );
     let sim = Simulator::start().unwrap();
     // The first hop is allowed by name; the hop it redirects to is not.
@@ -228,7 +228,7 @@ fn failures_of_every_kind_read_the_same() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let redirect_loop = MediaServer::start("127.0.0.1", Answer::Redirect("/again".into()));
+    let redirect_loop = MediaServer::start("127.0.0.1", MediaReply::Redirect("/again".into()));
     let sim = Simulator::start().unwrap();
     let inst = instance(&sim, json!({"media":{"allow_private_networks":true}}));
     for url in [
@@ -243,7 +243,7 @@ fn failures_of_every_kind_read_the_same() {
 
 #[test]
 fn allow_private_networks_lets_the_operator_fetch_locally() {
-    let server = MediaServer::start("127.0.0.1", Answer::Image(b"\x89PNG".to_vec()));
+    let server = MediaServer::start("127.0.0.1", MediaReply::Image(b"\x89PNG".to_vec()));
     let sim = Simulator::start().unwrap();
     let inst = instance(&sim, json!({"media":{"allow_private_networks":true}}));
     let url = format!("http://127.0.0.1:{}/cat.png", server.port());
@@ -257,7 +257,7 @@ fn allow_private_networks_lets_the_operator_fetch_locally() {
 
 #[test]
 fn too_many_media_urls_are_refused_before_any_fetch() {
-    let server = MediaServer::start("127.0.0.1", Answer::Image(b"\x89PNG".to_vec()));
+    let server = MediaServer::start("127.0.0.1", MediaReply::Image(b"\x89PNG".to_vec()));
     let sim = Simulator::start().unwrap();
     let inst = instance(
         &sim,
@@ -277,7 +277,7 @@ fn too_many_media_urls_are_refused_before_any_fetch() {
 
 #[test]
 fn inlined_bytes_are_bounded_per_request() {
-    let server = MediaServer::start("127.0.0.1", Answer::Image(vec![7u8; 600]));
+    let server = MediaServer::start("127.0.0.1", MediaReply::Image(vec![7u8; 600]));
     let sim = Simulator::start().unwrap();
     let inst = instance(
         &sim,
@@ -295,7 +295,7 @@ fn inlined_bytes_are_bounded_per_request() {
 
 #[test]
 fn one_deadline_covers_all_of_a_requests_fetches() {
-    let server = MediaServer::start("127.0.0.1", Answer::Drip);
+    let server = MediaServer::start("127.0.0.1", MediaReply::Drip);
     let sim = Simulator::start().unwrap();
     // Without the media deadline, the 10 s total would end it.
     let inst = instance(

@@ -1,53 +1,33 @@
 //! The real puter.js (npm @heyputer/puter.js 2.6.3, unmodified, under Node)
 //! chatting through `host-demo serve`, with the Moonshot simulator behind it.
 //!
-//! tests/js/e2e.js runs the checks one by one. Before each, it names the
-//! check and waits; this test scripts the simulator's replies for that check,
-//! says "go", and when the check reports, compares what reached the
-//! simulator. A check that leaves scripted replies unused has them drained,
+//! tests/js/e2e.js holds the checks, one table entry each: what puter.js
+//! does and asserts, the simulator's replies, and what must reach the
+//! simulator. Before each check it sends the replies and expectations and
+//! waits; this test scripts the simulator, says "go", and when the check
+//! reports, verifies the expectations against the bodies the simulator
+//! recorded. A check that leaves scripted replies unused has them drained,
 //! so one failure cannot shift the next check's replies. Node and npm are
 //! required: without them this test fails, it does not skip.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use moonshot_simulator::{Reply, ReplySpec, Simulator, ToolCallSpec, UsageSpec};
 use moonshot_tests::harness::{TEST_KEY, TODAY};
+use moonshot_tests::kit::process::Process;
+use moonshot_tests::kit::{http, workspace_root, ScratchDir};
 use moonshot_tests::plugin::plugin_path;
 use moonshot_tests::serve::{host_demo_exe, raw_http, Serve};
 use serde_json::{json, Value};
 
-/// The checks e2e.js runs, in its order.
-const CHECKS: &[&str] = &[
-    "plain-chat",
-    "provider-and-model-resolution",
-    "errors-before-upstream",
-    "upstream-error-is-readable",
-    "streamed-chat",
-    "tool-call-round-trip",
-    "thinking-through-reasoning-options",
-    "web-search-among-the-tools",
-    "image-message",
-    "chinese-text-intact",
-    "partial-mode",
-    "options-puter-js-drops",
-    "driver-call-forwards-every-option",
-    "models-listing",
-    "stream-is-incremental-and-fails-in-band",
-];
-
 /// Bounds: the whole run, starting the host, and one protocol step.
 const RUN_LIMIT: Duration = Duration::from_secs(300);
 const START_LIMIT: Duration = Duration::from_secs(60);
-
-const PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
-const SEARCH_ARGS: &str = r#"{"search_result":{"search_id":"sr-1"},"usage":{"total_tokens":256}}"#;
 
 #[test]
 fn the_e2e_script_type_checks_against_moonshot_d_ts() {
@@ -79,7 +59,7 @@ fn puter_js_chats_through_host_demo_serve() {
     );
 
     let mut sim = Simulator::start().expect("start the simulator");
-    let scratch = Scratch::new();
+    let scratch = ScratchDir::new("puter-js");
     let config = scratch.0.join("puter.json");
     let provider = json!({
         "apiKey": TEST_KEY,
@@ -130,7 +110,8 @@ fn puter_js_chats_through_host_demo_serve() {
     let mut stdin = node.stdin();
 
     let mut outcomes: Vec<Outcome> = Vec::new();
-    let mut current: Option<(String, usize, usize, Instant)> = None;
+    let mut planned: Vec<String> = Vec::new();
+    let mut current: Option<Current> = None;
     let mut sim_running = true;
     let mut stray: Vec<Value> = Vec::new();
     let mut finished = false;
@@ -146,35 +127,54 @@ fn puter_js_chats_through_host_demo_serve() {
         let event: Value = serde_json::from_str(event).expect("protocol lines are JSON");
         let check = event["check"].as_str().unwrap_or_default().to_string();
         match event["event"].as_str() {
+            Some("plan") => {
+                planned = event["checks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect();
+            }
             Some("begin") => {
-                let replies = script(&check);
+                let replies: Vec<Reply> = event["replies"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| reply_from(r).unwrap_or_else(|e| panic!("{check}: {e}")))
+                    .collect();
                 let pushed = replies.len();
                 for reply in replies {
                     sim.push(reply);
                 }
-                current = Some((check, sim.chat_bodies().len(), pushed, Instant::now()));
+                let expected = event["upstream"].as_array().cloned().unwrap_or_default();
+                current = Some(Current {
+                    name: check,
+                    mark: sim.chat_bodies().len(),
+                    pushed,
+                    expected,
+                    began: Instant::now(),
+                });
                 go(&mut stdin);
             }
             Some("signal") => {
-                if (check.as_str(), event["what"].as_str())
-                    == (
-                        "stream-is-incremental-and-fails-in-band",
-                        Some("parts-while-upstream-open"),
-                    )
-                {
+                match event["what"].as_str() {
                     // The client holds parts while Moonshot is still sending;
                     // now cut Moonshot off mid-stream.
-                    sim.shutdown();
-                    sim_running = false;
+                    Some("shut-down-upstream") => {
+                        sim.shutdown();
+                        sim_running = false;
+                    }
+                    other => panic!("{check} signalled {other:?}, which this runner does not know"),
                 }
                 go(&mut stdin);
             }
             Some("result") => {
-                let (name, mark, pushed, began) = current.take().expect("a result follows a begin");
-                assert_eq!(name, check, "results come in order");
-                let bodies: Vec<Value> = sim.chat_bodies().split_off(mark);
+                let began = current.take().expect("a result follows a begin");
+                assert_eq!(began.name, check, "results come in order");
+                let bodies: Vec<Value> = sim.chat_bodies().split_off(began.mark);
                 if sim_running {
-                    for _ in bodies.len()..pushed {
+                    for _ in bodies.len()..began.pushed {
                         drain_one_reply(sim.addr());
                     }
                 }
@@ -184,8 +184,8 @@ fn puter_js_chats_through_host_demo_serve() {
                     Err(event["error"].as_str().unwrap_or("?").to_string())
                 };
                 outcomes.push(Outcome {
-                    took: began.elapsed(),
-                    upstream: verify(&check, &bodies),
+                    took: began.began.elapsed(),
+                    upstream: verify(&began.expected, &bodies),
                     name: check,
                     client,
                     bodies,
@@ -205,58 +205,14 @@ fn puter_js_chats_through_host_demo_serve() {
     node.finish(&node_out, &node_log);
     let edges = host_edges(origin.trim_start_matches("http://"));
 
-    let mut report = String::new();
-    let mut failures = 0;
-    if edges.is_empty() {
-        report.push_str("ok   host-http-edges\n");
-    } else {
-        failures += 1;
-        report.push_str("FAIL host-http-edges\n");
-        for problem in &edges {
-            report.push_str(&format!("       {problem}\n"));
-        }
-    }
-    for name in CHECKS {
-        let Some(outcome) = outcomes.iter().find(|o| o.name == *name) else {
-            failures += 1;
-            report.push_str(&format!("FAIL {name}: never reported\n"));
-            continue;
-        };
-        let mut problems: Vec<String> = outcome.upstream.clone();
-        if let Err(error) = &outcome.client {
-            problems.insert(0, format!("client side: {error}"));
-        }
-        let took = outcome.took.as_secs_f64();
-        if problems.is_empty() {
-            report.push_str(&format!("ok   {name} ({took:.2} s)\n"));
-        } else {
-            failures += 1;
-            report.push_str(&format!("FAIL {name} ({took:.2} s)\n"));
-            for problem in problems {
-                report.push_str(&format!("       {}\n", problem.replace('\n', "\n       ")));
-            }
-            report.push_str(&format!(
-                "       upstream bodies: {}\n",
-                Value::from(outcome.bodies.clone())
-            ));
-        }
-    }
-    for outcome in &outcomes {
-        if !CHECKS.contains(&outcome.name.as_str()) {
-            failures += 1;
-            report.push_str(&format!("FAIL {}: not a known check\n", outcome.name));
-        }
-    }
-    if !finished {
-        failures += 1;
-        report.push_str("FAIL the script did not finish within the time limit or died\n");
-    }
-    if !stray.is_empty() {
-        failures += 1;
-        report.push_str(&format!(
-            "FAIL requests left for somewhere other than the host: {stray:?}\n"
-        ));
-    }
+    let run = Run {
+        edges,
+        planned,
+        outcomes,
+        finished,
+        stray,
+    };
+    let (failures, report) = run.report();
     eprintln!(
         "puter.js end to end ({:.1} s):\n{report}",
         started.elapsed().as_secs_f64()
@@ -268,6 +224,79 @@ fn puter_js_chats_through_host_demo_serve() {
         serve_log.text()
     );
     drop(serve);
+}
+
+/// What one run of e2e.js came to, beside the host's HTTP edges.
+struct Run {
+    edges: Vec<String>,
+    planned: Vec<String>,
+    outcomes: Vec<Outcome>,
+    finished: bool,
+    stray: Vec<Value>,
+}
+
+impl Run {
+    /// How many things failed, and a line (or more) for each check.
+    fn report(&self) -> (usize, String) {
+        let mut report = String::new();
+        let mut failures = 0;
+        if self.edges.is_empty() {
+            report.push_str("ok   host-http-edges\n");
+        } else {
+            failures += 1;
+            report.push_str("FAIL host-http-edges\n");
+            for problem in &self.edges {
+                report.push_str(&format!("       {problem}\n"));
+            }
+        }
+        if self.planned.is_empty() {
+            failures += 1;
+            report.push_str("FAIL the script named no checks\n");
+        }
+        for name in &self.planned {
+            let Some(outcome) = self.outcomes.iter().find(|o| o.name == *name) else {
+                failures += 1;
+                report.push_str(&format!("FAIL {name}: never reported\n"));
+                continue;
+            };
+            let mut problems: Vec<String> = outcome.upstream.clone();
+            if let Err(error) = &outcome.client {
+                problems.insert(0, format!("client side: {error}"));
+            }
+            let took = outcome.took.as_secs_f64();
+            if problems.is_empty() {
+                report.push_str(&format!("ok   {name} ({took:.2} s)\n"));
+            } else {
+                failures += 1;
+                report.push_str(&format!("FAIL {name} ({took:.2} s)\n"));
+                for problem in problems {
+                    report.push_str(&format!("       {}\n", problem.replace('\n', "\n       ")));
+                }
+                report.push_str(&format!(
+                    "       upstream bodies: {}\n",
+                    Value::from(outcome.bodies.clone())
+                ));
+            }
+        }
+        for outcome in &self.outcomes {
+            if !self.planned.contains(&outcome.name) {
+                failures += 1;
+                report.push_str(&format!("FAIL {}: not a known check\n", outcome.name));
+            }
+        }
+        if !self.finished {
+            failures += 1;
+            report.push_str("FAIL the script did not finish within the time limit or died\n");
+        }
+        if !self.stray.is_empty() {
+            failures += 1;
+            report.push_str(&format!(
+                "FAIL requests left for somewhere other than the host: {:?}\n",
+                self.stray
+            ));
+        }
+        (failures, report)
+    }
 }
 
 /// `serve --auth-token`: puter.js is refused (403, not the 401 that would
@@ -328,358 +357,149 @@ struct Outcome {
     bodies: Vec<Value>,
 }
 
-/// The simulator's replies for a check, in the order its requests come.
-fn script(check: &str) -> Vec<Reply> {
-    let usage = |prompt, completion, cached| {
-        Some(UsageSpec {
-            prompt_tokens: prompt,
-            completion_tokens: completion,
-            cached_tokens: cached,
-        })
-    };
-    let say = |content: &str| ReplySpec {
-        content: content.into(),
-        ..ReplySpec::default()
-    };
-    match check {
-        "plain-chat" => vec![Reply::completion(&ReplySpec {
-            usage: usage(12, 5, 0),
-            ..say("Hello from Kimi.")
-        })],
-        "upstream-error-is-readable" => vec![Reply::error(
-            400,
-            "content_filter",
-            "The request was rejected because it was considered high risk",
-        )],
-        "streamed-chat" => vec![Reply::stream(&ReplySpec {
-            chunk_chars: 6,
-            usage: usage(20, 9, 4),
-            ..say("Once upon a time, a small kite flew.")
-        })],
-        "tool-call-round-trip" => vec![
-            Reply::stream(&ReplySpec {
-                reasoning: Some("The user wants the weather in Paris.".into()),
-                tool_calls: vec![ToolCallSpec {
-                    id: "functions.get_weather:0".into(),
-                    name: "get_weather".into(),
-                    arguments: r#"{"city":"Paris"}"#.into(),
-                }],
-                finish_reason: "tool_calls".into(),
-                usage: usage(30, 12, 0),
-                chunk_chars: 8,
-                ..say("")
-            }),
-            Reply::completion(&say("It is 18°C and sunny in Paris.")),
-        ],
-        "thinking-through-reasoning-options" => vec![
-            Reply::stream(&ReplySpec {
-                reasoning: Some("Sunlight scatters off air molecules; blue scatters most.".into()),
-                chunk_chars: 12,
-                ..say("Because of Rayleigh scattering.")
-            }),
-            Reply::completion(&ReplySpec {
-                model: "kimi-k3".into(),
-                reasoning: Some("Water absorbs red light.".into()),
-                ..say("It reflects the sky and absorbs red.")
-            }),
-            Reply::completion(&say("4")),
-        ],
-        "web-search-among-the-tools" => vec![
-            Reply::stream(&ReplySpec {
-                tool_calls: vec![ToolCallSpec {
-                    id: "search:0".into(),
-                    name: "$web_search".into(),
-                    arguments: SEARCH_ARGS.into(),
-                }],
-                finish_reason: "tool_calls".into(),
-                usage: usage(40, 10, 0),
-                chunk_chars: 16,
-                ..say("")
-            }),
-            Reply::stream(&ReplySpec {
-                usage: usage(300, 9, 0),
-                chunk_chars: 10,
-                ..say("A marathon crosses Paris today.")
-            }),
-        ],
-        "image-message" => vec![Reply::completion(&ReplySpec {
-            model: "kimi-k3".into(),
-            ..say("A single red pixel.")
-        })],
-        "chinese-text-intact" => vec![
-            Reply::stream(&ReplySpec {
-                chunk_chars: 1,
-                ..say("你好！我是 Kimi，由月之暗面训练的助手。🌙")
-            }),
-            Reply::completion(&say("好的：我是 Kimi。")),
-        ],
-        "partial-mode" => vec![Reply::stream(&say(" rises over quiet hills"))],
-        "options-puter-js-drops" => vec![Reply::completion(&say("Hello from Kimi."))],
-        "driver-call-forwards-every-option" => vec![Reply::completion(&say(
-            r#"{"colours":["red","green","blue"]}"#,
-        ))],
-        "stream-is-incremental-and-fails-in-band" => {
-            // Two content events, then silence with the connection open
-            // until the test shuts the simulator down.
-            let event = |delta: Value| {
-                let chunk = json!({"id": "chatcmpl-raw", "object": "chat.completion.chunk",
-                    "created": 0, "model": "kimi-k2.6",
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": null}]});
-                format!("data: {chunk}\n\n").into_bytes()
-            };
-            vec![Reply::Raw {
-                head: "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nx-request-id: sim-raw-1\r\nConnection: close\r\n\r\n".into(),
-                body: vec![
-                    event(json!({"role": "assistant", "content": ""})),
-                    event(json!({"content": "First words, "})),
-                    event(json!({"content": "then more"})),
-                ],
-                delay: Duration::ZERO,
-                hold_open: Duration::from_secs(120),
-            }]
+/// The check under way: its name, where its bodies start among the
+/// simulator's, how many replies it scripted, what it expects upstream.
+struct Current {
+    name: String,
+    mark: usize,
+    pushed: usize,
+    expected: Vec<Value>,
+    began: Instant,
+}
+
+/// A simulator reply from e2e.js's declaration (its `Reply` typedef).
+fn reply_from(declared: &Value) -> Result<Reply, String> {
+    let spec = |s: &Value| -> Result<ReplySpec, String> {
+        let mut spec = ReplySpec {
+            content: s["content"]
+                .as_str()
+                .ok_or_else(|| format!("a reply without content: {s}"))?
+                .to_string(),
+            ..ReplySpec::default()
+        };
+        if let Some(model) = s["model"].as_str() {
+            spec.model = model.to_string();
         }
-        // The default Kimi answers, or no upstream request at all.
-        _ => Vec::new(),
+        spec.reasoning = s["reasoning"].as_str().map(str::to_string);
+        if let Some(reason) = s["finish_reason"].as_str() {
+            spec.finish_reason = reason.to_string();
+        }
+        if let Some(n) = s["chunk_chars"].as_u64() {
+            spec.chunk_chars = n as usize;
+        }
+        if let Some([prompt, completion, cached]) = s["usage"].as_array().map(Vec::as_slice) {
+            let count = |v: &Value| v.as_u64().ok_or_else(|| format!("a usage count: {v}"));
+            spec.usage = Some(UsageSpec {
+                prompt_tokens: count(prompt)?,
+                completion_tokens: count(completion)?,
+                cached_tokens: count(cached)?,
+            });
+        }
+        for call in s["tool_calls"].as_array().into_iter().flatten() {
+            let field = |name: &str| {
+                call[name]
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("a tool call without {name}: {call}"))
+            };
+            spec.tool_calls.push(ToolCallSpec {
+                id: field("id")?,
+                name: field("name")?,
+                arguments: field("arguments")?,
+            });
+        }
+        Ok(spec)
+    };
+    if let Some(s) = declared.get("completion") {
+        Ok(Reply::completion(&spec(s)?))
+    } else if let Some(s) = declared.get("stream") {
+        Ok(Reply::stream(&spec(s)?))
+    } else if let Some(e) = declared.get("error") {
+        let status = e["status"].as_u64().and_then(|n| u16::try_from(n).ok());
+        match (status, e["type"].as_str(), e["message"].as_str()) {
+            (Some(status), Some(kind), Some(message)) => Ok(Reply::error(status, kind, message)),
+            _ => Err(format!(
+                "an error reply needs status, type and message: {e}"
+            )),
+        }
+    } else if let Some(raw) = declared.get("raw") {
+        Ok(Reply::Raw {
+            head: raw["head"]
+                .as_str()
+                .ok_or_else(|| format!("a raw reply without head: {raw}"))?
+                .to_string(),
+            body: raw["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|event| format!("data: {event}\n\n").into_bytes())
+                .collect(),
+            delay: Duration::ZERO,
+            hold_open: Duration::from_millis(raw["hold_open_ms"].as_u64().unwrap_or(0)),
+        })
+    } else {
+        Err(format!("not a reply e2e.js can declare: {declared}"))
     }
 }
 
-/// What must have reached the simulator during a check; each string is one
-/// way it did not.
-fn verify(check: &str, bodies: &[Value]) -> Vec<String> {
+/// The value at `path` ('1/messages/-2/role') in `root`: object keys, and
+/// array indices counted from the end when negative. None when absent.
+fn at<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('/')
+        .filter(|step| !step.is_empty())
+        .try_fold(root, |value, step| match value {
+            Value::Array(items) => {
+                let index: i64 = step.parse().ok()?;
+                let index = if index < 0 {
+                    items.len().checked_sub(index.unsigned_abs() as usize)?
+                } else {
+                    index as usize
+                };
+                items.get(index)
+            }
+            Value::Object(map) => map.get(step),
+            _ => None,
+        })
+}
+
+/// Checks a check's upstream expectations (e2e.js's `Expect` typedef)
+/// against the bodies that reached the simulator; each string is one that
+/// did not hold.
+fn verify(expected: &[Value], bodies: &[Value]) -> Vec<String> {
+    let root = Value::Array(bodies.to_vec());
     let mut problems = Vec::new();
-    let mut expect = |ok: bool, what: &str| {
-        if !ok {
+    for expect in expected {
+        let what = expect["what"]
+            .as_str()
+            .unwrap_or("(an expectation without `what`)");
+        let found = at(&root, expect["at"].as_str().unwrap_or(""));
+        let holds = if let Some(value) = expect.get("equals") {
+            found == Some(value)
+        } else if let Some(value) = expect.get("not_equals") {
+            found != Some(value)
+        } else if expect.get("absent") == Some(&Value::Bool(true)) {
+            found.is_none()
+        } else if let Some(value) = expect.get("contains") {
+            found
+                .and_then(Value::as_array)
+                .is_some_and(|items| items.contains(value))
+        } else if let Some(value) = expect.get("parsed_equals") {
+            found
+                .and_then(Value::as_str)
+                .and_then(|text| serde_json::from_str::<Value>(text).ok())
+                .as_ref()
+                == Some(value)
+        } else if let Some(length) = expect.get("length").and_then(Value::as_u64) {
+            found.and_then(Value::as_array).map(Vec::len) == Some(length as usize)
+        } else {
+            problems.push(format!(
+                "upstream: {what}: not an expectation this runner knows: {expect}"
+            ));
+            continue;
+        };
+        if !holds {
             problems.push(format!("upstream: {what}"));
         }
-    };
-    let count = |n: usize| bodies.len() == n;
-    let user = |text: &str| json!({"role": "user", "content": text});
-    let web_search = json!({"type": "builtin_function", "function": {"name": "$web_search"}});
-    let has_tool = |body: &Value, tool: &Value| {
-        body["tools"]
-            .as_array()
-            .is_some_and(|tools| tools.contains(tool))
-    };
-    match check {
-        "plain-chat" => {
-            expect(count(1), "one request");
-            if let [b] = bodies {
-                expect(b["model"] == "kimi-k2.6", "model kimi-k2.6");
-                expect(
-                    b["messages"] == json!([user("Hello, Kimi!")]),
-                    "the string prompt as one user message",
-                );
-                expect(b.get("stream").is_none(), "no stream");
-            }
-        }
-        "provider-and-model-resolution" => {
-            let models: Vec<&Value> = bodies.iter().map(|b| &b["model"]).collect();
-            expect(
-                models == [&json!("kimi-k2.6"), &json!("kimi-k2.6"), &json!("kimi-k3"), &json!("kimi-k2.7-code")],
-                "models kimi-k2.6 (provider default), kimi-k2.6 (alias), kimi-k3 (model over an unknown provider), kimi-k2.7-code (puterId)",
-            );
-        }
-        "errors-before-upstream" | "models-listing" => expect(count(0), "nothing sent upstream"),
-        "upstream-error-is-readable" => {
-            expect(count(1), "one request (content_filter is not retried)");
-        }
-        "streamed-chat" => {
-            expect(count(1), "one request");
-            if let [b] = bodies {
-                expect(b["stream"] == true, "stream: true");
-                expect(
-                    b["stream_options"]["include_usage"] == true,
-                    "stream_options.include_usage",
-                );
-                expect(
-                    b["messages"] == json!([user("Tell me a story")]),
-                    "the prompt",
-                );
-            }
-        }
-        "tool-call-round-trip" => {
-            expect(count(2), "two requests (the call, then the follow-up)");
-            if let [first, second] = bodies {
-                let tool = &first["tools"][0];
-                expect(
-                    first["tools"].as_array().map(Vec::len) == Some(1)
-                        && tool["type"] == "function"
-                        && tool["function"]["name"] == "get_weather"
-                        && tool["function"]["parameters"]
-                            == json!({"type": "object",
-                                "properties": {"city": {"type": "string", "description": "City name"}},
-                                "required": ["city"]}),
-                    "the get_weather tool as puter.js sent it",
-                );
-                expect(first["stream"] == true, "the first turn streams");
-                let messages = second["messages"].as_array().cloned().unwrap_or_default();
-                expect(messages.len() == 3, "three messages in the follow-up");
-                if let [question, assistant, result] = messages.as_slice() {
-                    expect(
-                        *question == user("What is the weather in Paris?"),
-                        "the question",
-                    );
-                    let call = &assistant["tool_calls"][0];
-                    let arguments: Option<Value> = call["function"]["arguments"]
-                        .as_str()
-                        .and_then(|a| serde_json::from_str(a).ok());
-                    expect(
-                        assistant["role"] == "assistant"
-                            && call["id"] == "functions.get_weather:0"
-                            && call["type"] == "function"
-                            && call["function"]["name"] == "get_weather"
-                            && arguments == Some(json!({"city": "Paris"})),
-                        "the assistant's tool call, from Puter's tool_use block",
-                    );
-                    expect(
-                        assistant["reasoning_content"] == "The user wants the weather in Paris.",
-                        "the turn's reasoning sent back with its tool call",
-                    );
-                    expect(
-                        assistant.get("content").is_none_or(|c| c != ""),
-                        "no empty content beside tool_calls",
-                    );
-                    expect(
-                        *result
-                            == json!({"role": "tool", "tool_call_id": "functions.get_weather:0",
-                                "content": "18°C and sunny"}),
-                        "the tool result, from Puter's tool_result block",
-                    );
-                }
-                expect(
-                    second["tools"][0]["function"]["name"] == "get_weather",
-                    "the tools again",
-                );
-            }
-        }
-        "thinking-through-reasoning-options" => {
-            expect(count(3), "three requests");
-            if let [k26, k3, off] = bodies {
-                expect(
-                    k26["model"] == "kimi-k2.6"
-                        && k26["thinking"]["type"] == "enabled"
-                        && k26.get("reasoning_effort").is_none(),
-                    "kimi-k2.6 with reasoning_effort 'high': thinking {type: enabled}, no reasoning_effort",
-                );
-                expect(
-                    k3["model"] == "kimi-k3"
-                        && k3["reasoning_effort"] == "low"
-                        && k3.get("thinking").is_none(),
-                    "kimi-k3 with reasoning {effort: 'low'}: reasoning_effort 'low', no thinking",
-                );
-                expect(
-                    off["thinking"]["type"] == "disabled" && off.get("reasoning_effort").is_none(),
-                    "kimi-k2.6 with reasoning_effort 'none': thinking {type: disabled}",
-                );
-            }
-        }
-        "web-search-among-the-tools" => {
-            expect(
-                count(2),
-                "two requests: the search call, then the answer after it",
-            );
-            if let [first, second] = bodies {
-                expect(
-                    has_tool(first, &web_search),
-                    "$web_search declared as a builtin_function",
-                );
-                expect(has_tool(second, &web_search), "declared again");
-                let messages = second["messages"].as_array().cloned().unwrap_or_default();
-                let tail = &messages[messages.len().saturating_sub(2)..];
-                let echoed = tail.len() == 2 && {
-                    let call = &tail[0]["tool_calls"][0];
-                    tail[0]["role"] == "assistant"
-                        && call["id"] == "search:0"
-                        && call["function"]["name"] == "$web_search"
-                        && call["function"]["arguments"] == SEARCH_ARGS
-                        && tail[1]
-                            == json!({"role": "tool", "tool_call_id": "search:0",
-                                "name": "$web_search", "content": SEARCH_ARGS})
-                };
-                expect(
-                    echoed,
-                    "the search call echoed back with its arguments as the tool message",
-                );
-            }
-        }
-        "image-message" => {
-            expect(count(1), "one request");
-            if let [b] = bodies {
-                expect(b["model"] == "kimi-k3", "model kimi-k3");
-                expect(
-                    b["messages"]
-                        == json!([{"role": "user", "content": [
-                            {"type": "text", "text": "What is in this picture?"},
-                            {"type": "image_url", "image_url": {"url": PNG}}]}]),
-                    "the prompt and the image as Moonshot parts",
-                );
-            }
-        }
-        "chinese-text-intact" => {
-            expect(count(2), "two requests");
-            if let [first, second] = bodies {
-                expect(
-                    first["messages"] == json!([user("用一句话介绍你自己。")]),
-                    "the Chinese prompt intact",
-                );
-                expect(
-                    second["messages"] == json!([user("再说一遍。")]),
-                    "the second prompt intact",
-                );
-            }
-        }
-        "partial-mode" => {
-            expect(count(1), "one request");
-            if let [b] = bodies {
-                expect(
-                    b["messages"][1]
-                        == json!({"role": "assistant", "content": "Autumn moon", "partial": true}),
-                    "the prefix as Moonshot's partial assistant message",
-                );
-            }
-        }
-        "options-puter-js-drops" => {
-            expect(count(1), "one request");
-            if let [b] = bodies {
-                for field in [
-                    "response_format",
-                    "tool_choice",
-                    "top_p",
-                    "prompt_cache_key",
-                    "tools",
-                ] {
-                    expect(
-                        b.get(field).is_none(),
-                        &format!("no {field}: puter.ai.chat 2.6.3 does not send it"),
-                    );
-                }
-            }
-        }
-        "driver-call-forwards-every-option" => {
-            expect(count(1), "one request");
-            if let [b] = bodies {
-                expect(
-                    b["thinking"] == json!({"type": "enabled", "keep": "all"}),
-                    "thinking {type: enabled, keep: all}",
-                );
-                expect(
-                    b["response_format"] == json!({"type": "json_object"}),
-                    "response_format json_object",
-                );
-                expect(
-                    b["prompt_cache_key"] == "session-42",
-                    "prompt_cache_key session-42",
-                );
-                expect(
-                    has_tool(b, &web_search),
-                    "web_search: true declares $web_search",
-                );
-            }
-        }
-        "stream-is-incremental-and-fails-in-band" => {
-            expect(count(1), "one request (parts were delivered: no retry)");
-        }
-        _ => {}
     }
     problems
 }
@@ -769,14 +589,11 @@ fn host_edges(addr: &str) -> Vec<String> {
 
 /// Uses up one scripted reply the check did not, with a request of our own.
 fn drain_one_reply(addr: SocketAddr) {
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
-        return;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = stream.write_all(
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: sim\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    let _ = http::request(
+        "POST",
+        &format!("http://{addr}/v1/chat/completions"),
+        Some(&json!({})),
     );
-    let _ = stream.read_to_end(&mut Vec::new());
 }
 
 fn go(stdin: &mut ChildStdin) {
@@ -784,13 +601,6 @@ fn go(stdin: &mut ChildStdin) {
         .write_all(b"go\n")
         .and_then(|()| stdin.flush())
         .expect("tell the script to go on");
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
 }
 
 fn js_dir() -> PathBuf {
@@ -832,105 +642,4 @@ fn ensure_js_deps(js: &Path) {
             String::from_utf8_lossy(&out.stderr)
         );
     });
-}
-
-/// A child process whose stdout lines arrive on a channel and whose stderr
-/// is kept for the failure report; killed when dropped.
-struct Process {
-    child: Child,
-    name: &'static str,
-}
-
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<String>>);
-
-impl Log {
-    fn push(&self, line: &str) {
-        let mut text = self.0.lock().unwrap();
-        text.push_str(line);
-        text.push('\n');
-    }
-
-    fn text(&self) -> String {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-impl Process {
-    fn spawn(mut command: Command, name: &'static str) -> (Process, Receiver<String>, Log) {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped stdout");
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let log = Log::default();
-        let stderr = child.stderr.take().expect("piped stderr");
-        let sink = log.clone();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.push(&line);
-            }
-        });
-        (Process { child, name }, rx, log)
-    }
-
-    fn stdin(&mut self) -> ChildStdin {
-        self.child.stdin.take().expect("piped stdin")
-    }
-
-    /// Lets the process end on its own (its stdout closes when it exits),
-    /// keeping what it still prints; kills it if it does not within a bound.
-    fn finish(&mut self, out: &Receiver<String>, log: &Log) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match out.recv_timeout(left) {
-                Ok(line) => log.push(&line),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => {
-                    log.push(&format!("[{} did not exit; killed]", self.name));
-                    break;
-                }
-            }
-        }
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// A private scratch directory, removed afterwards.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        let dir = std::env::temp_dir().join(format!("moonshot-puter-js-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create a scratch directory");
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

@@ -3,9 +3,10 @@
 //! process's peak resident memory (VmHWM) afterwards.
 //!
 //! Upstreams are local: the offline simulator, or a hand-made silent
-//! server where a test must see the plugin's connection close.
+//! server where a test must see the plugin's connection close. Clients are
+//! raw `TcpStream`s on purpose: the attacks are bytes no HTTP client sends.
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::thread;
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use moonshot_simulator::Simulator;
 use moonshot_tests::harness::{TEST_KEY, TODAY};
+use moonshot_tests::kit::http;
 use moonshot_tests::serve::{status_of, Serve};
 use serde_json::{json, Value};
 
@@ -330,19 +332,7 @@ fn silent_upstream() -> (String, mpsc::Receiver<&'static str>, thread::JoinHandl
                 .set_read_timeout(Some(Duration::from_secs(30)))
                 .unwrap();
             let mut reader = BufReader::new(stream);
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if line.trim().is_empty() {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
+            http::read_request(&mut reader).unwrap();
             tx.send("request").unwrap();
             // Silent until the plugin closes its end (EOF or reset).
             let _ = reader.read_to_end(&mut Vec::new());

@@ -18,8 +18,7 @@
 //! plugin instance at `<mock>/v1`, and kills and reaps the mock when it ends,
 //! panicking or not. A mock that is not installed fails the test.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -28,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use host_demo::plugin::Instance;
 use moonshot_abi as abi;
-use moonshot_tests::harness::{plugin, run, Outcome, TEST_KEY, TODAY};
+use moonshot_tests::harness::{instance_at, run, Outcome};
+use moonshot_tests::kit::http;
 use serde_json::{json, Value};
 
 /// How long a mock may take to start and report healthy.
@@ -149,17 +149,7 @@ impl Mock {
     /// A plugin instance talking to this mock, with fast retries; `extra`
     /// overrides fields.
     fn instance(&self, extra: Value) -> Instance {
-        let mut config = json!({
-            "apiKey": TEST_KEY,
-            "base_url": self.base_url(),
-            "today": TODAY,
-            // max_delay_ms caps the mocks' `Retry-After: 1`.
-            "retries": {"max": 2, "base_delay_ms": 1, "max_delay_ms": 50},
-        });
-        if let (Some(config), Value::Object(extra)) = (config.as_object_mut(), extra) {
-            config.extend(extra);
-        }
-        plugin().create(&config.to_string()).expect("create")
+        instance_at(&self.base_url(), extra)
     }
 }
 
@@ -181,58 +171,14 @@ fn port_after(line: &str, marker: &str) -> Option<u16> {
     digits.parse().ok().filter(|&port| port != 0)
 }
 
-/// A minimal HTTP/1.1 client for the mocks' control APIs: one request per
-/// connection, the body read to the end (chunked or not).
+/// A request to a mock's control API on `port`.
 fn http(
     port: u16,
     method: &str,
     path: &str,
     body: Option<&Value>,
-) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let body = body.map(Value::to_string).unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let raw = String::from_utf8_lossy(&raw);
-    let bad = || std::io::Error::other(format!("not an HTTP response: {raw:?}"));
-    let (head, payload) = raw.split_once("\r\n\r\n").ok_or_else(bad)?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(bad)?;
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
-    Ok((
-        status,
-        if chunked {
-            dechunk(payload)
-        } else {
-            payload.to_string()
-        },
-    ))
-}
-
-fn dechunk(mut payload: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = payload.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        payload = rest[size..].trim_start_matches("\r\n");
-    }
-    out
+) -> Result<(u16, String), String> {
+    http::request(method, &format!("http://127.0.0.1:{port}{path}"), body)
 }
 
 // ---- requests and checks shared by both mocks ----------------------------
@@ -247,13 +193,6 @@ fn stream_request(text: &str) -> Value {
     json!({"messages":[{"role":"user","content":text}],"stream":true})
 }
 
-fn kinds(out: &Outcome) -> Vec<&str> {
-    out.parts
-        .iter()
-        .map(|p| p["type"].as_str().unwrap_or("?"))
-        .collect()
-}
-
 /// A streamed text answer: pieces joined equal `text`, the result says the
 /// same, and a usage part comes last with the bill the result carries.
 fn assert_streamed_text(out: &Outcome, text: &str) {
@@ -264,12 +203,12 @@ fn assert_streamed_text(out: &Outcome, text: &str) {
         "the answer came in pieces: {:?}",
         out.parts
     );
-    assert_eq!(kinds(out).last(), Some(&"usage"), "{:?}", kinds(out));
+    assert_eq!(out.kinds().last(), Some(&"usage"), "{:?}", out.kinds());
     assert_eq!(
-        kinds(out).iter().filter(|k| **k == "usage").count(),
+        out.kinds().iter().filter(|k| **k == "usage").count(),
         1,
         "{:?}",
-        kinds(out)
+        out.kinds()
     );
     assert_eq!(out.result["message"]["role"], "assistant");
     assert_eq!(out.result["message"]["content"], text);
@@ -296,7 +235,7 @@ fn assert_streamed_tool_call(out: &Outcome, id_prefix: &str) {
         json!({"type":"tool_use","id":id,"name":"get_weather","input":{"city":"Paris","units":"metric"}})
     );
     assert!(out.text().is_empty(), "{:?}", out.parts);
-    assert_eq!(kinds(out).last(), Some(&"usage"), "{:?}", kinds(out));
+    assert_eq!(out.kinds().last(), Some(&"usage"), "{:?}", out.kinds());
     assert_eq!(out.result["finish_reason"], "tool_calls");
     // The result's message holds the same call, its fragments joined.
     let calls = out.result["message"]["tool_calls"]

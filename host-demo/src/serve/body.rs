@@ -118,13 +118,7 @@ mod tests {
     use http_body_util::Full;
     use hyper::body::Frame;
 
-    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
+    use crate::serve::on_test_runtime as run;
 
     /// A body of these frames, with no declared length (as chunked).
     struct Chunked(std::collections::VecDeque<&'static [u8]>);

@@ -22,25 +22,25 @@ use super::relay::{Inflight, NdjsonLines};
 pub const INTERFACE: &str = "puter-chat-completion";
 pub const DRIVER: &str = "ai-chat";
 
-/// A whole JSON answer.
+/// The HTTP reply to one driver call: a status and a whole JSON body.
 #[derive(Debug, PartialEq)]
-pub struct Answer {
+pub struct DriverReply {
     pub status: u16,
     pub body: Value,
 }
 
-impl Answer {
+impl DriverReply {
     /// Puter's success envelope.
-    pub fn ok(result: Value) -> Answer {
-        Answer {
+    pub fn ok(result: Value) -> DriverReply {
+        DriverReply {
             status: 200,
             body: json!({"success": true, "service": {"name": DRIVER}, "result": result}),
         }
     }
 
     /// A failure of the host itself (bad call, unknown route, ...).
-    pub fn error(status: u16, code: &str, message: impl Into<String>) -> Answer {
-        Answer {
+    pub fn error(status: u16, code: &str, message: impl Into<String>) -> DriverReply {
+        DriverReply {
             status,
             body: json!({"success": false,
                          "error": {"code": code, "message": message.into(), "status": status}}),
@@ -50,7 +50,7 @@ impl Answer {
     /// A failure the plugin reported: its details
     /// (`{"code","message","http_status","retryable","request_id"}`) under
     /// `error`, with the status that fits them.
-    pub fn from_plugin(status: abi::MoonshotStatus, details: &str) -> Answer {
+    pub fn from_plugin(status: abi::MoonshotStatus, details: &str) -> DriverReply {
         let mut error = match serde_json::from_str::<Value>(details) {
             Ok(Value::Object(map)) => map,
             _ => {
@@ -62,7 +62,7 @@ impl Answer {
         };
         let http = http_status(status, &Value::Object(error.clone()));
         error.insert("status".into(), json!(http));
-        Answer {
+        DriverReply {
             status: http,
             body: json!({"success": false, "error": error}),
         }
@@ -118,8 +118,8 @@ pub enum Call {
 /// Reads a driver call. The body is JSON whatever its Content-Type says
 /// (puter.js sends `text/plain;actually=json`). No JSON tree of the body is
 /// built (see `call`).
-pub fn parse_call(body: &[u8]) -> Result<Call, Answer> {
-    let bad = |message: String| Answer::error(400, "bad_request", message);
+pub fn parse_call(body: &[u8]) -> Result<Call, DriverReply> {
+    let bad = |message: String| DriverReply::error(400, "bad_request", message);
     let starts_an_object = body
         .iter()
         .find(|b| !b.is_ascii_whitespace())
@@ -131,7 +131,7 @@ pub fn parse_call(body: &[u8]) -> Result<Call, Answer> {
         .map_err(|e| bad(format!("the body is not a JSON driver call: {e}")))?;
     let interface = call::as_text(call.interface).unwrap_or_default();
     if interface != INTERFACE {
-        return Err(Answer::error(
+        return Err(DriverReply::error(
             404,
             "no_implementation_available",
             format!("this host serves the interface '{INTERFACE}' only, not '{interface}'"),
@@ -158,7 +158,7 @@ pub fn parse_call(body: &[u8]) -> Result<Call, Answer> {
             }
             _ => {
                 let shown = driver.map(call::shown).unwrap_or_default();
-                return Err(Answer::error(
+                return Err(DriverReply::error(
                     404,
                     "no_implementation_available",
                     format!("this host serves the driver '{DRIVER}' only, not {shown}"),
@@ -216,10 +216,10 @@ pub fn list(registry: &Registry) -> Value {
 pub fn resolve<'r>(
     registry: &'r Registry,
     args: &Args,
-) -> Result<(&'r Registered, String), Answer> {
+) -> Result<(&'r Registered, String), DriverReply> {
     let text = |field: &str| {
         args.text(field)
-            .map_err(|message| Answer::error(400, "bad_request", message))
+            .map_err(|message| DriverReply::error(400, "bad_request", message))
     };
     let model = text("model")?;
     let provider = match text("provider")? {
@@ -228,11 +228,11 @@ pub fn resolve<'r>(
     };
     registry
         .resolve(provider.as_deref(), model.as_deref())
-        .map_err(|message| Answer::error(400, "model_not_found", message))
+        .map_err(|message| DriverReply::error(400, "model_not_found", message))
 }
 
 /// Writes an answer.
-pub fn send(answer: &Answer, headers: &Headers) -> Response<Body> {
+pub fn send(answer: &DriverReply, headers: &Headers) -> Response<Body> {
     http::json(answer.status, headers, &answer.body)
 }
 
@@ -248,10 +248,13 @@ pub async fn call(
     match call {
         Err(answer) => (send(&answer, headers), "refused".into()),
         Ok(Call::Models) => (
-            send(&Answer::ok(models(registry)), headers),
+            send(&DriverReply::ok(models(registry)), headers),
             "models".into(),
         ),
-        Ok(Call::List) => (send(&Answer::ok(list(registry)), headers), "list".into()),
+        Ok(Call::List) => (
+            send(&DriverReply::ok(list(registry)), headers),
+            "list".into(),
+        ),
         Ok(Call::Complete(args)) => complete(args, registry, headers).await,
     }
 }
@@ -274,7 +277,10 @@ async fn complete(
     let inflight = match registered.instance.complete(&request, None) {
         Ok((handle, events)) => Inflight::start(handle, events),
         Err((status, details)) => {
-            return (send(&Answer::from_plugin(status, &details), headers), note)
+            return (
+                send(&DriverReply::from_plugin(status, &details), headers),
+                note,
+            )
         }
     };
     let response = if stream {
@@ -287,7 +293,7 @@ async fn complete(
 }
 
 /// The end of a non-streamed request as an answer.
-pub async fn wait_for_result(inflight: &mut Inflight) -> Answer {
+pub async fn wait_for_result(inflight: &mut Inflight) -> DriverReply {
     loop {
         match inflight.next().await {
             Event::Part(_) => continue,
@@ -295,12 +301,14 @@ pub async fn wait_for_result(inflight: &mut Inflight) -> Answer {
                 return match serde_json::from_str::<Value>(&result) {
                     Ok(Value::Object(mut result)) => {
                         result.insert("via_ai_chat_service".into(), json!(true));
-                        Answer::ok(Value::Object(result))
+                        DriverReply::ok(Value::Object(result))
                     }
-                    _ => Answer::error(502, "internal_error", "the plugin's result is not JSON"),
+                    _ => {
+                        DriverReply::error(502, "internal_error", "the plugin's result is not JSON")
+                    }
                 }
             }
-            Event::Done(status, details) => return Answer::from_plugin(status, &details),
+            Event::Done(status, details) => return DriverReply::from_plugin(status, &details),
         }
     }
 }
@@ -313,7 +321,7 @@ pub async fn wait_for_result(inflight: &mut Inflight) -> Answer {
 pub async fn relay_stream(mut inflight: Inflight, headers: &Headers) -> Response<Body> {
     match inflight.next().await {
         Event::Done(status, details) if status != abi::MOONSHOT_OK => {
-            send(&Answer::from_plugin(status, &details), headers)
+            send(&DriverReply::from_plugin(status, &details), headers)
         }
         first => http::ndjson(headers, NdjsonLines::new(first, inflight).boxed_unsync()),
     }
@@ -423,7 +431,7 @@ mod tests {
         assert_eq!(http_status(abi::MOONSHOT_ERR_BUSY, &Value::Null), 503);
         assert_eq!(http_status(abi::MOONSHOT_ERR_INTERNAL, &Value::Null), 500);
 
-        let answer = Answer::from_plugin(
+        let answer = DriverReply::from_plugin(
             abi::MOONSHOT_ERR_UPSTREAM,
             r#"{"code":"content_filter","message":"high risk","http_status":400,"retryable":false,"request_id":"r1"}"#,
         );
@@ -450,14 +458,7 @@ mod tests {
         );
     }
 
-    /// Runs `f` on a runtime like serve's (the relay needs blocking threads).
-    fn on_runtime<T>(f: impl std::future::Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
+    use crate::serve::on_test_runtime as on_runtime;
 
     /// A request made of these events; the flag tells whether it was cancelled.
     fn inflight(events: Vec<Event>) -> (Inflight, Arc<AtomicBool>, mpsc::Sender<Event>) {
@@ -559,11 +560,11 @@ mod tests {
         });
         assert_eq!(
             answer,
-            Answer::ok(json!({"message":{"role":"assistant","content":"Hi"},
+            DriverReply::ok(json!({"message":{"role":"assistant","content":"Hi"},
                 "finish_reason":"stop","via_ai_chat_service":true}))
         );
         assert_eq!(
-            Answer::ok(json!(1)).body,
+            DriverReply::ok(json!(1)).body,
             json!({"success":true,"service":{"name":"ai-chat"},"result":1})
         );
     }

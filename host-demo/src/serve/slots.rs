@@ -140,13 +140,7 @@ impl Drop for InRequest {
 mod tests {
     use super::*;
 
-    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
+    use crate::serve::on_test_runtime as run;
 
     #[test]
     fn a_newcomer_takes_the_place_of_the_longest_idle_never_of_a_busy_one() {

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::answer::{self, Answer};
+use super::canned_stream::{self, CannedStream};
 use super::figures::Worker;
 
 /// The request bytes both floors send (the same body the node client sends).
 pub fn request_bytes(port: u16) -> Arc<[u8]> {
-    let body = answer::moonshot_request();
+    let body = canned_stream::moonshot_request();
     format!(
         "POST /v1/chat/completions HTTP/1.1\r\n\
          Host: 127.0.0.1:{port}\r\n\
@@ -32,6 +32,8 @@ pub fn request_bytes(port: u16) -> Arc<[u8]> {
     .into()
 }
 
+/// Raw on purpose: the floors measure the bytes on the wire with no HTTP
+/// client's work in between.
 fn connect(port: u16) -> Result<TcpStream, String> {
     let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
@@ -49,7 +51,7 @@ pub struct WireFloor {
 }
 
 impl WireFloor {
-    pub fn new(port: u16, answer: &Answer) -> WireFloor {
+    pub fn new(port: u16, answer: &CannedStream) -> WireFloor {
         WireFloor {
             port,
             request: request_bytes(port),
@@ -137,7 +139,7 @@ pub struct DecodeFloor {
 }
 
 impl DecodeFloor {
-    pub fn new(port: u16, answer: &Answer) -> DecodeFloor {
+    pub fn new(port: u16, answer: &CannedStream) -> DecodeFloor {
         DecodeFloor {
             port,
             request: request_bytes(port),

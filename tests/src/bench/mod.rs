@@ -10,7 +10,7 @@
 //! holds 1,000 streams open against the paced upstream; [`profile`] runs
 //! perf and callgrind on the plugin client (`--profile`).
 
-pub mod answer;
+pub mod canned_stream;
 pub mod figures;
 pub mod floors;
 pub mod node_koffi;

@@ -23,7 +23,7 @@ use moonshot_abi::{
 };
 use serde_json::{json, Value};
 
-use super::answer::{self, Answer};
+use super::canned_stream::{self, CannedStream};
 use super::figures::Worker;
 
 /// The instance config every plugin client of the bench uses.
@@ -115,10 +115,10 @@ impl Provider {
 
     /// One request, fully parsed and checked against the answer; returns
     /// the exact result bytes later requests must reproduce.
-    pub fn reference_result(&self, answer: &Answer) -> Result<Arc<Vec<u8>>, String> {
+    pub fn reference_result(&self, answer: &CannedStream) -> Result<Arc<Vec<u8>>, String> {
         let probe = Probe::new(None);
         probe.capture.store(true, Ordering::Relaxed);
-        let request = CString::new(answer::puter_request()).expect("no NUL");
+        let request = CString::new(canned_stream::puter_request()).expect("no NUL");
         probe.reset();
         let handle = self.start(&request, &probe)?;
         self.finish(handle, Duration::from_secs(60));
@@ -246,7 +246,7 @@ impl Probe {
     }
 
     /// Checks a finished request; Ok holds its time to first part.
-    fn verdict(&self, answer: &Answer, started_ns: u64) -> Result<Duration, String> {
+    fn verdict(&self, answer: &CannedStream, started_ns: u64) -> Result<Duration, String> {
         let status = self.status.load(Ordering::Relaxed);
         if status != MOONSHOT_OK {
             let detail = String::from_utf8_lossy(&self.captured.lock().unwrap()).into_owned();
@@ -322,14 +322,14 @@ pub struct PluginWorker {
     provider: Arc<Provider>,
     request: CString,
     probe: Box<Probe>,
-    answer: Arc<Answer>,
+    answer: Arc<CannedStream>,
 }
 
 impl PluginWorker {
-    pub fn new(provider: Arc<Provider>, answer: Arc<Answer>, expected: Arc<Vec<u8>>) -> Self {
+    pub fn new(provider: Arc<Provider>, answer: Arc<CannedStream>, expected: Arc<Vec<u8>>) -> Self {
         PluginWorker {
             provider,
-            request: CString::new(answer::puter_request()).expect("no NUL"),
+            request: CString::new(canned_stream::puter_request()).expect("no NUL"),
             probe: Box::new(Probe::new(Some(expected))),
             answer,
         }
@@ -353,14 +353,14 @@ pub struct ChannelWorker {
     instance: Arc<Instance>,
     request: String,
     expected: Arc<Vec<u8>>,
-    answer: Arc<Answer>,
+    answer: Arc<CannedStream>,
 }
 
 impl ChannelWorker {
-    pub fn new(instance: Arc<Instance>, answer: Arc<Answer>, expected: Arc<Vec<u8>>) -> Self {
+    pub fn new(instance: Arc<Instance>, answer: Arc<CannedStream>, expected: Arc<Vec<u8>>) -> Self {
         ChannelWorker {
             instance,
-            request: answer::puter_request(),
+            request: canned_stream::puter_request(),
             expected,
             answer,
         }
@@ -456,7 +456,7 @@ pub fn scale(
     library: &Path,
     fast_base_url: &str,
     slow_base_url: &str,
-    answer: &Answer,
+    answer: &CannedStream,
     streams: usize,
 ) -> Result<ScaleFigures, String> {
     let base_rss_kb = super::procstat::rss_kb();
@@ -481,7 +481,7 @@ pub fn scale(
     };
 
     let open = Arc::new(OpenStreams::default());
-    let request = CString::new(answer::puter_request()).expect("no NUL");
+    let request = CString::new(canned_stream::puter_request()).expect("no NUL");
     let probes: Vec<Box<Probe>> = (0..streams)
         .map(|_| {
             let mut p = Probe::new(Some(expected.clone()));

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::answer::{self, Answer};
+use super::canned_stream::{self, CannedStream};
 use super::figures::{self, Figures, Worker};
 use super::floors::{DecodeFloor, WireFloor};
 use super::node_koffi;
@@ -122,7 +122,7 @@ pub fn main() {
 fn client(kind: &str, args: &Args) -> Result<(), String> {
     let port: u16 = args.num("port", 0)?;
     let chunks: usize = args.num("chunks", 500)?;
-    let answer = Arc::new(Answer::new(chunks));
+    let answer = Arc::new(CannedStream::new(chunks));
     let base_rss_kb = procstat::rss_kb();
     let library = || {
         args.str("plugin")
@@ -289,7 +289,7 @@ fn orchestrate(args: &Args) -> Result<(), String> {
     // Starting 10,000 threads and connections on 2 cores takes longer than
     // a 5 s stream: slower pacing keeps every stream open at once.
     let interval_ms: u64 = args.num("slow-interval-ms", if streams > 1000 { 600 } else { 200 })?;
-    let answer = Answer::new(plan.chunks);
+    let answer = CannedStream::new(plan.chunks);
 
     print_machine(&plan);
     // Thousands of streams hold a socket each (and the upstream one more).
@@ -319,7 +319,7 @@ fn orchestrate(args: &Args) -> Result<(), String> {
         warmup: plan.warmup(concurrency),
         chunks: plan.chunks,
         text_units: answer.content.encode_utf16().count() + answer.reasoning.encode_utf16().count(),
-        body: answer::puter_request(),
+        body: canned_stream::puter_request(),
     };
 
     let upstream = Upstream::start(&exe, plan.chunks, burst, interval_ms)?;
@@ -515,7 +515,7 @@ fn run_child(plan: &Plan, kind: &str, port: u16, concurrency: usize) -> Result<F
 fn run_node(
     dir: &Path,
     plan: &Plan,
-    answer: &Answer,
+    answer: &CannedStream,
     port: u16,
     concurrency: usize,
 ) -> Result<Figures, String> {
@@ -528,7 +528,7 @@ fn run_node(
         .args(["--warmup", &plan.warmup(concurrency).to_string()])
         .args(["--chunks", &plan.chunks.to_string()])
         .args(["--text-units", &units.to_string()])
-        .args(["--body", &answer::moonshot_request()])
+        .args(["--body", &canned_stream::moonshot_request()])
         .current_dir(dir)
         .stderr(Stdio::inherit())
         .output()
@@ -544,7 +544,7 @@ fn async_openai_binary() -> PathBuf {
 
 fn run_async_openai(
     plan: &Plan,
-    answer: &Answer,
+    answer: &CannedStream,
     port: u16,
     concurrency: usize,
 ) -> Result<Figures, String> {
@@ -563,7 +563,7 @@ fn run_async_openai(
         .args(["--warmup", &plan.warmup(concurrency).to_string()])
         .args(["--chunks", &plan.chunks.to_string()])
         .args(["--text-units", &units.to_string()])
-        .args(["--body", &answer::moonshot_request()])
+        .args(["--body", &canned_stream::moonshot_request()])
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| e.to_string())?;

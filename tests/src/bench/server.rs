@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::answer::Answer;
+use super::canned_stream::CannedStream;
 
 /// How the server paces the `/slow/` streams.
 #[derive(Clone, Copy, Debug)]
@@ -28,7 +28,7 @@ pub struct Pacing {
 }
 
 struct Shared {
-    answer: Answer,
+    answer: CannedStream,
     pacing: Pacing,
     connections: AtomicU64,
     requests: AtomicU64,
@@ -52,7 +52,7 @@ pub fn serve(chunks: usize, pacing: Pacing) -> ! {
     });
 
     let shared = Arc::new(Shared {
-        answer: Answer::new(chunks),
+        answer: CannedStream::new(chunks),
         pacing,
         connections: AtomicU64::new(0),
         requests: AtomicU64::new(0),
@@ -157,7 +157,7 @@ fn connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
 }
 
 /// The same response as the fast mode, written a burst at a time.
-fn paced(writer: &mut TcpStream, answer: &Answer, pacing: Pacing) -> std::io::Result<()> {
+fn paced(writer: &mut TcpStream, answer: &CannedStream, pacing: Pacing) -> std::io::Result<()> {
     let mut out = answer.head.clone();
     for burst in answer.frames.chunks(pacing.burst.max(1)) {
         for frame in burst {
@@ -172,13 +172,8 @@ fn paced(writer: &mut TcpStream, answer: &Answer, pacing: Pacing) -> std::io::Re
 
 /// Asks a running bench upstream for its counters.
 pub fn stats(port: u16) -> Option<(u64, u64)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .write_all(b"GET /__stats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let body = text.split_once("\r\n\r\n")?.1;
-    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    let url = format!("http://127.0.0.1:{port}/__stats");
+    let (_, body) = crate::kit::http::request("GET", &url, None).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&body).ok()?;
     Some((value["connections"].as_u64()?, value["requests"].as_u64()?))
 }

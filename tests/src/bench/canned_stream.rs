@@ -73,7 +73,7 @@ const WORDS: &[&str] = &[
 
 /// A precomputed streamed answer and everything needed to check a client's
 /// view of it.
-pub struct Answer {
+pub struct CannedStream {
     /// The JSON text of each SSE data payload, in order, `[DONE]` excluded.
     pub chunks: Vec<String>,
     /// How many of `chunks` carry reasoning (they come first).
@@ -96,9 +96,9 @@ pub struct Answer {
     pub body_len: usize,
 }
 
-impl Answer {
+impl CannedStream {
     /// An answer of `total_chunks` chunk JSONs (at least 3).
-    pub fn new(total_chunks: usize) -> Answer {
+    pub fn new(total_chunks: usize) -> CannedStream {
         let total_chunks = total_chunks.max(3);
         let text_chunks = total_chunks - 1;
         let reasoning_chunks = ((text_chunks as f64) * REASONING_SHARE).round() as usize;
@@ -123,8 +123,17 @@ impl Answer {
         let mut chunks = Vec::with_capacity(total_chunks);
         let mut reasoning = String::new();
         let mut content = String::new();
-        let created = 1_767_225_600u64;
-        let id = "chatcmpl-bench-0123456789abcdef";
+        // Every chunk of the answer around its one choice.
+        let chunk = |choice: serde_json::Value| {
+            json!({
+                "id": "chatcmpl-bench-0123456789abcdef",
+                "object": "chat.completion.chunk",
+                "created": 1_767_225_600u64,
+                "model": MODEL,
+                "choices": [choice],
+            })
+            .to_string()
+        };
         for i in 0..text_chunks {
             let text = piece();
             let delta = if i < reasoning_chunks {
@@ -138,38 +147,22 @@ impl Answer {
                 content.push_str(&text);
                 json!({"content": text})
             };
-            chunks.push(
-                json!({
-                    "id": id,
-                    "object": "chat.completion.chunk",
-                    "created": created,
-                    "model": MODEL,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": null}],
-                })
-                .to_string(),
-            );
+            chunks.push(chunk(
+                json!({"index": 0, "delta": delta, "finish_reason": null}),
+            ));
         }
         let completion_tokens = text_chunks as u64 * 2;
-        chunks.push(
-            json!({
-                "id": id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": MODEL,
-                "choices": [{
-                    "index": 0,
-                    "delta": {},
-                    "finish_reason": "stop",
-                    "usage": {
-                        "prompt_tokens": PROMPT_TOKENS,
-                        "completion_tokens": completion_tokens,
-                        "total_tokens": PROMPT_TOKENS + completion_tokens,
-                        "cached_tokens": 0,
-                    },
-                }],
-            })
-            .to_string(),
-        );
+        chunks.push(chunk(json!({
+            "index": 0,
+            "delta": {},
+            "finish_reason": "stop",
+            "usage": {
+                "prompt_tokens": PROMPT_TOKENS,
+                "completion_tokens": completion_tokens,
+                "total_tokens": PROMPT_TOKENS + completion_tokens,
+                "cached_tokens": 0,
+            },
+        })));
 
         let head = b"HTTP/1.1 200 OK\r\n\
             Content-Type: text/event-stream; charset=utf-8\r\n\
@@ -190,7 +183,7 @@ impl Answer {
         }
         response.extend_from_slice(trailer);
 
-        Answer {
+        CannedStream {
             chunks,
             reasoning_chunks,
             content_chunks,
