@@ -233,10 +233,7 @@ impl Client {
         body: &[u8],
         deadline: Instant,
     ) -> Result<Upstream, ProviderError> {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(timeout_error(Timeout::Global, &self.timeouts));
-        }
+        let remaining = self.remaining(deadline)?;
         let result = self
             .agent
             .post(self.url(path))
@@ -247,6 +244,40 @@ impl Client {
             .timeout_global(Some(remaining))
             .build()
             .send(body);
+        self.answer(result)
+    }
+
+    /// GETs `path` once (the live model list, the balance): no retry, so an
+    /// operator sees the service as it is. Returns the 2xx response, body unread.
+    pub fn get_once(&self, path: &str, deadline: Instant) -> Result<Upstream, ProviderError> {
+        let remaining = self.remaining(deadline)?;
+        let result = self
+            .agent
+            .get(self.url(path))
+            .header("Authorization", &self.authorization)
+            .header("Accept", "application/json")
+            .config()
+            .timeout_global(Some(remaining))
+            .build()
+            .call();
+        self.answer(result)
+    }
+
+    /// Time left before `deadline`, or the total timeout's error.
+    fn remaining(&self, deadline: Instant) -> Result<Duration, ProviderError> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(timeout_error(Timeout::Global, &self.timeouts));
+        }
+        Ok(remaining)
+    }
+
+    /// One exchange's outcome: a 2xx response with its body unread, or the
+    /// error its status and body describe (Moonshot's id and wait kept).
+    fn answer(
+        &self,
+        result: Result<Response<Body>, ureq::Error>,
+    ) -> Result<Upstream, ProviderError> {
         let response = result.map_err(|e| transport_error(e, &self.timeouts, true))?;
         let request_id = request_id(&response).map(|id| self.scrub(id));
         let status = response.status().as_u16();
@@ -266,9 +297,7 @@ impl Client {
         err.retry_after_secs = retry_after.or(err.retry_after_secs);
         Err(err)
     }
-}
 
-impl Client {
     /// An upstream that echoes the key (a misconfigured proxy, a hostile
     /// server) does not get it into the host's logs through us.
     fn scrub(&self, text: String) -> String {
@@ -278,39 +307,6 @@ impl Client {
         } else {
             text
         }
-    }
-}
-
-impl Client {
-    /// GETs `path` once (the live model list, the balance): no retry, so an
-    /// operator sees the service as it is. Returns the 2xx response, body unread.
-    pub fn get_once(&self, path: &str, deadline: Instant) -> Result<Upstream, ProviderError> {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(timeout_error(Timeout::Global, &self.timeouts));
-        }
-        let response = self
-            .agent
-            .get(self.url(path))
-            .header("Authorization", &self.authorization)
-            .header("Accept", "application/json")
-            .config()
-            .timeout_global(Some(remaining))
-            .build()
-            .call()
-            .map_err(|e| transport_error(e, &self.timeouts, true))?;
-        let request_id = request_id(&response).map(|id| self.scrub(id));
-        let status = response.status().as_u16();
-        if (200..300).contains(&status) {
-            return Ok(Upstream {
-                response,
-                request_id,
-            });
-        }
-        let text = read_body_text(response.into_body(), &self.timeouts).unwrap_or_default();
-        let mut err = upstream_error(status, &self.scrub(text));
-        err.request_id = request_id;
-        Err(err)
     }
 }
 
