@@ -310,17 +310,24 @@ mod tests {
         assert_eq!(pool.threads(), 0);
     }
 
-    #[test]
-    fn refuses_beyond_threads_plus_queue() {
-        let pool = Pool::new(1, 1);
+    /// Submits a job that holds its thread until the returned sender is
+    /// used (or dropped), and returns once the job runs.
+    fn occupy_a_thread(pool: &Pool) -> mpsc::Sender<()> {
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let (started_tx, started_rx) = mpsc::channel::<()>();
         pool.submit(Box::new(move || {
             started_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
+            let _ = release_rx.recv();
         }))
         .unwrap();
         started_rx.recv().unwrap();
+        release_tx
+    }
+
+    #[test]
+    fn refuses_beyond_threads_plus_queue() {
+        let pool = Pool::new(1, 1);
+        let release_tx = occupy_a_thread(&pool);
         pool.submit(Box::new(|| {})).unwrap(); // queued
         assert_eq!(pool.submit(Box::new(|| {})).err(), Some(Refused::Busy));
         release_tx.send(()).unwrap();
@@ -411,14 +418,7 @@ mod tests {
     #[test]
     fn an_expedited_job_runs_while_every_thread_is_busy() {
         let pool = Pool::new(1, 2);
-        let (release_tx, release_rx) = mpsc::channel::<()>();
-        let (started_tx, started_rx) = mpsc::channel::<()>();
-        pool.submit(Box::new(move || {
-            started_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-        }))
-        .unwrap();
-        started_rx.recv().unwrap();
+        let release_tx = occupy_a_thread(&pool);
         let (tx, rx) = mpsc::channel();
         let ticket = pool
             .submit(Box::new(move || tx.send(on_pool_thread()).unwrap()))
