@@ -19,6 +19,9 @@ pub struct Prepared {
     pub migrated_from: Option<&'static str>,
     pub migration_reason: Option<String>,
     pub stream: bool,
+    /// `coalesce_parts`: a stream delivers the text (or reasoning) deltas
+    /// of one socket read as one part.
+    pub coalesce_parts: bool,
     /// The JSON body for Moonshot.
     pub body: Map<String, Value>,
     /// Partial mode's prefix; the result starts with it exactly once.
@@ -74,6 +77,16 @@ pub fn prepare(args: &Value, config: &Config) -> Result<Prepared, ProviderError>
         Some(_) => {
             return Err(ProviderError::invalid_argument(
                 "'stream' must be true or false",
+            ))
+        }
+    };
+
+    let coalesce_parts = match args.get("coalesce_parts") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ProviderError::invalid_argument(
+                "'coalesce_parts' must be true or false",
             ))
         }
     };
@@ -144,6 +157,7 @@ pub fn prepare(args: &Value, config: &Config) -> Result<Prepared, ProviderError>
         migrated_from: resolution.migrated_from,
         migration_reason: resolution.reason,
         stream,
+        coalesce_parts,
         body,
         partial_prefix,
         adjustments,

@@ -155,6 +155,25 @@ pub struct Turn {
     slots: HashMap<usize, usize>,
     /// The part being delivered, reused from chunk to chunk.
     part_buffer: String,
+    /// Merge consecutive text (or reasoning) deltas into one part until
+    /// `flush` (the request's `coalesce_parts`).
+    coalesce: bool,
+    /// Coalescing: text or reasoning kept but not yet delivered, the tail of
+    /// `content` or `reasoning` from a byte offset.
+    pending: Option<Pending>,
+}
+
+/// Which accumulated string a pending part is the tail of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PendingKind {
+    Text,
+    Reasoning,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    kind: PendingKind,
+    from: usize,
 }
 
 impl Default for Turn {
@@ -343,7 +362,46 @@ impl Turn {
             budget,
             slots: HashMap::new(),
             part_buffer: String::new(),
+            coalesce: false,
+            pending: None,
         }
+    }
+
+    /// Delivers consecutive text (or reasoning) deltas as one part, at the
+    /// next `flush`, instead of one part per delta: a host whose callback
+    /// costs a thread switch pays it once per socket read, not per token.
+    pub fn coalescing(mut self, on: bool) -> Turn {
+        self.coalesce = on;
+        self
+    }
+
+    /// Delivers the pending text or reasoning part, if any (coalescing).
+    /// The stream reader calls it after each socket read's events, before it
+    /// blocks on the next read.
+    pub fn flush(&mut self, sink: &mut dyn PartSink) {
+        let Some(Pending { kind, from }) = self.pending.take() else {
+            return;
+        };
+        if self.stopped {
+            return;
+        }
+        let (field, text) = match kind {
+            PendingKind::Text => ("text", &self.content[from..]),
+            PendingKind::Reasoning => ("reasoning", &self.reasoning[from..]),
+        };
+        write_text_part(&mut self.part_buffer, field, text);
+        if sink.part(&self.part_buffer) == Flow::Stop {
+            self.stopped = true;
+        }
+    }
+
+    /// Coalescing: delivers what is pending unless it is of `kind` (then the
+    /// next delta joins it). Returns whether delivery goes on.
+    fn flush_unless(&mut self, kind: Option<PendingKind>, sink: &mut dyn PartSink) -> bool {
+        if self.pending.is_some_and(|p| Some(p.kind) != kind) {
+            self.flush(sink);
+        }
+        !self.stopped
     }
 
     /// Takes `n` bytes from the budget, or refuses them.
@@ -437,18 +495,31 @@ impl Turn {
             return Ok(());
         }
         if let Some(reasoning) = delta.reasoning_content.filter(|r| !r.is_empty()) {
+            // A different pending kind goes first; a STOP on it keeps this
+            // delta out, as it was never delivered.
+            if !self.flush_unless(Some(PendingKind::Reasoning), sink) {
+                return Ok(());
+            }
             self.spend(reasoning.len())?;
             self.reasoning.push_str(&reasoning);
             if streaming {
-                self.emit_text("reasoning", &reasoning, sink);
+                self.emit_text(PendingKind::Reasoning, &reasoning, sink);
             }
         }
         if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+            if !self.flush_unless(Some(PendingKind::Text), sink) {
+                return Ok(());
+            }
             self.spend(text.len())?;
             self.content.push_str(&text);
             if streaming {
-                self.emit_text("text", &text, sink);
+                self.emit_text(PendingKind::Text, &text, sink);
             }
+        }
+        if delta.tool_calls.as_ref().is_some_and(|c| !c.is_empty())
+            && !self.flush_unless(None, sink)
+        {
+            return Ok(());
         }
         for (position, call) in delta.tool_calls.into_iter().flatten().enumerate() {
             let index = call.index.unwrap_or(position);
@@ -496,11 +567,29 @@ impl Turn {
         self.content.len() + self.reasoning.len() + arguments
     }
 
-    /// Delivers a text or reasoning part, written into the reused buffer.
-    fn emit_text(&mut self, field: &str, text: &str, sink: &mut dyn PartSink) {
+    /// Delivers a text or reasoning part, written into the reused buffer;
+    /// coalescing, marks it pending instead (`text` was just appended).
+    fn emit_text(&mut self, kind: PendingKind, text: &str, sink: &mut dyn PartSink) {
         if self.stopped {
             return;
         }
+        if self.coalesce {
+            if self.pending.is_none() {
+                let whole = match kind {
+                    PendingKind::Text => self.content.len(),
+                    PendingKind::Reasoning => self.reasoning.len(),
+                };
+                self.pending = Some(Pending {
+                    kind,
+                    from: whole - text.len(),
+                });
+            }
+            return;
+        }
+        let field = match kind {
+            PendingKind::Text => "text",
+            PendingKind::Reasoning => "reasoning",
+        };
         write_text_part(&mut self.part_buffer, field, text);
         if sink.part(&self.part_buffer) == Flow::Stop {
             self.stopped = true;
@@ -565,6 +654,92 @@ mod tests {
         assert_eq!(turn.finish_reason.as_deref(), Some("stop"));
         assert_eq!(turn.usage().unwrap().cached_tokens, 4);
         assert_eq!(turn.model.as_deref(), Some("kimi-k2.6"));
+    }
+
+    fn text(t: &str) -> String {
+        json!({"choices":[{"index":0,"delta":{"content":t}}]}).to_string()
+    }
+
+    fn reasoning(r: &str) -> String {
+        json!({"choices":[{"index":0,"delta":{"reasoning_content":r}}]}).to_string()
+    }
+
+    #[test]
+    fn coalescing_merges_deltas_of_one_kind_until_flushed() {
+        let mut turn = Turn::default().coalescing(true);
+        let mut sink = Collect::default();
+        for data in [reasoning("Th"), reasoning("ink"), text("He\"l"), text("lo")] {
+            turn.apply_chunk(&data, &mut sink).unwrap();
+        }
+        // The reasoning went out when text came; the text waits for flush.
+        assert_eq!(
+            sink.0,
+            vec![json!({"type":"reasoning","reasoning":"Think"})]
+        );
+        turn.flush(&mut sink);
+        turn.flush(&mut sink);
+        assert_eq!(sink.0[1..], [json!({"type":"text","text":"He\"llo"})]);
+        // A tool call delta delivers the pending text first.
+        turn.apply_chunk(&text("!"), &mut sink).unwrap();
+        let call = r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":"{}"}}]}}]}"#;
+        turn.apply_chunk(call, &mut sink).unwrap();
+        assert_eq!(sink.0[2..], [json!({"type":"text","text":"!"})]);
+        assert_eq!(turn.content, "He\"llo!");
+        assert_eq!(turn.reasoning, "Think");
+        assert_eq!(turn.tool_calls.len(), 1);
+    }
+
+    #[test]
+    fn coalescing_off_is_one_part_per_delta() {
+        let mut turn = Turn::default();
+        let mut sink = Collect::default();
+        for data in [text("a"), text("b")] {
+            turn.apply_chunk(&data, &mut sink).unwrap();
+        }
+        turn.flush(&mut sink);
+        assert_eq!(
+            sink.0,
+            vec![
+                json!({"type":"text","text":"a"}),
+                json!({"type":"text","text":"b"})
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stop_on_a_coalesced_part_keeps_exactly_what_was_delivered() {
+        #[derive(Default)]
+        struct StopAtFirst(Vec<String>);
+        impl PartSink for StopAtFirst {
+            fn part(&mut self, json: &str) -> Flow {
+                self.0.push(json.to_string());
+                Flow::Stop
+            }
+        }
+        // Stopped on reasoning flushed by a text delta: the text is not kept.
+        let mut turn = Turn::default().coalescing(true);
+        let mut sink = StopAtFirst::default();
+        for data in [reasoning("R1"), reasoning("R2"), text("T1"), text("T2")] {
+            turn.apply_chunk(&data, &mut sink).unwrap();
+        }
+        turn.flush(&mut sink);
+        assert_eq!(sink.0, [r#"{"type":"reasoning","reasoning":"R1R2"}"#]);
+        assert!(turn.stopped);
+        assert_eq!(
+            (turn.reasoning.as_str(), turn.content.as_str()),
+            ("R1R2", "")
+        );
+
+        // Stopped on a flushed text part: later deltas are not kept.
+        let mut turn = Turn::default().coalescing(true);
+        let mut sink = StopAtFirst::default();
+        turn.apply_chunk(&text("a"), &mut sink).unwrap();
+        turn.apply_chunk(&text("b"), &mut sink).unwrap();
+        turn.flush(&mut sink);
+        turn.apply_chunk(&text("c"), &mut sink).unwrap();
+        turn.flush(&mut sink);
+        assert_eq!(sink.0, [r#"{"type":"text","text":"ab"}"#]);
+        assert_eq!(turn.content, "ab");
     }
 
     #[test]

@@ -181,6 +181,7 @@ impl Job<'_> {
             thinking_on: self.prepared.thinking_on,
             max_rounds: self.config.web_search.max_rounds,
             max_answer_bytes: self.config.max_answer_bytes,
+            coalesce_parts: self.prepared.coalesce_parts,
         };
         let mut round = UpstreamRound {
             job: self,

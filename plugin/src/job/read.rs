@@ -59,21 +59,23 @@ pub(super) fn read_stream(
                 return Err(stream_cut(&format!(" ({})", err.message)));
             }
         };
-        decoder
-            .feed_ref(&buffer[..n], &mut |event| {
-                if done || failure.is_some() {
-                    return;
+        let fed = decoder.feed_ref(&buffer[..n], &mut |event| {
+            if done || failure.is_some() {
+                return;
+            }
+            let data = event.data.trim();
+            if data == "[DONE]" {
+                done = true;
+            } else if !data.is_empty() {
+                if let Err(e) = turn.apply_chunk(data, sink) {
+                    failure = Some(e);
                 }
-                let data = event.data.trim();
-                if data == "[DONE]" {
-                    done = true;
-                } else if !data.is_empty() {
-                    if let Err(e) = turn.apply_chunk(data, sink) {
-                        failure = Some(e);
-                    }
-                }
-            })
-            .map_err(sse_error)?;
+            }
+        });
+        // Coalesced text goes out before the next read blocks (and before
+        // an error, so a partial result is exactly what was delivered).
+        turn.flush(sink);
+        fed.map_err(sse_error)?;
         if let Some(e) = failure.take() {
             return Err(e);
         }

@@ -37,6 +37,8 @@ pub(super) struct SearchLoop {
     pub max_rounds: u32,
     /// The answer's byte cap, across all rounds together.
     pub max_answer_bytes: usize,
+    /// Text and reasoning deltas of one socket read go out as one part.
+    pub coalesce_parts: bool,
 }
 
 impl SearchLoop {
@@ -51,7 +53,8 @@ impl SearchLoop {
     ) -> Result<(), ProviderError> {
         loop {
             answer.rounds += 1;
-            let mut turn = Turn::with_budget(self.max_answer_bytes.saturating_sub(answer.bytes()));
+            let mut turn = Turn::with_budget(self.max_answer_bytes.saturating_sub(answer.bytes()))
+                .coalescing(self.coalesce_parts);
             let sent = round.send(&body, &mut turn, guard);
             let usage = match turn.usage() {
                 Some(usage) if sent.is_ok() || usage.prompt_tokens > 0 => Some(usage),
@@ -197,6 +200,7 @@ mod tests {
             thinking_on: false,
             max_rounds,
             max_answer_bytes: 1 << 20,
+            coalesce_parts: false,
         }
     }
 
