@@ -193,6 +193,10 @@ export interface MoonshotChatOptions {
     model?: MoonshotModelId;
     provider?: MoonshotProviderName;
     stream?: boolean;
+    /** With `stream`: the text (or reasoning) deltas of one socket read
+     * come as one part (fewer on_chunk calls); the joined text and the
+     * result are the same. Default false: one part per delta. */
+    coalesce_parts?: boolean;
     /** Sent to Moonshot as `max_completion_tokens`. */
     max_tokens?: number;
     max_completion_tokens?: number;

@@ -134,6 +134,12 @@ typedef struct MoonshotCallbacks {
    * Text and reasoning parts are never empty; joined in order they equal
    * the result's `message.content` and `message.reasoning`. Only requests
    * with `"stream": true` have parts; others go straight to `on_done`.
+   * By default each text or reasoning delta Moonshot streams is one part;
+   * with `"coalesce_parts": true` in the request, consecutive text (or
+   * reasoning) deltas that arrived in the same socket read come as one
+   * part, delivered before the plugin waits for more (fewer calls for a
+   * host whose call is costly, e.g. a relay to another thread); the joined
+   * text, the other parts and the result are the same.
    * Other `type` values may be added in a minor version: ignore them.
    *
    * Thread: a thread of the instance's pool; never two calls for the same
@@ -374,10 +380,14 @@ typedef struct MoonshotApi {
    * ICompleteArguments (`{"messages","model","stream","tools",...}`;
    * include/schemas/request.schema.json), borrowed for the call. `stream`
    * defaults to false: without `"stream": true` no part is delivered and
-   * the whole answer comes with `on_done`. `callbacks` is copied (may be
-   * NULL: then use `wait` and `request_result`); `user_data` is passed back
-   * to the callbacks untouched and must stay valid until `on_done` has
-   * returned (or, without `on_done`, until `wait` reports the end).
+   * the whole answer comes with `on_done`. `"coalesce_parts": true`
+   * merges the text (or reasoning) deltas of one socket read into one
+   * part (see `on_chunk`); absent, null or false: one part per delta;
+   * older plugins ignore it, as any unknown field. `callbacks` is copied
+   * (may be NULL: then use `wait` and `request_result`); `user_data` is
+   * passed back to the callbacks untouched and must stay valid until
+   * `on_done` has returned (or, without `on_done`, until `wait` reports
+   * the end).
    *
    * The request is checked before anything is sent: malformed input gives
    * `MOONSHOT_ERR_INVALID_ARGUMENT`, a broken Moonshot rule
