@@ -52,6 +52,10 @@ export interface MoonshotProviderOptions {
     getActor?: () => unknown;
     /** Metering key prefix, `moonshot` by default; `moonshotai` keeps Puter's built-in provider's keys. */
     meteringPrefix?: string;
+    /** Streamed requests ask the plugin for `coalesce_parts` (the text of
+     * one socket read as one part: one event-loop hop instead of one per
+     * token) unless the request sets it. Default true. */
+    coalesceParts?: boolean;
 }
 
 /** The part of Puter's MeteringService the provider calls, once per request. */

@@ -7,6 +7,8 @@
 //   --library PATH  libmoonshot_provider.so
 //   --rss-every K   also sample RSS after every K measured completions
 //                   (`rss_samples_kb`, for the flat-RSS check)
+// MOONSHOT_BENCH_COALESCE=0 in the environment turns the provider's
+// coalesceParts off (one part per delta), to measure what it saves.
 import { MoonshotProvider } from '../index.js';
 
 const args = {};
@@ -22,7 +24,10 @@ const body = JSON.parse(args.body);
 const rssEvery = Number(args['rss-every'] ?? 0);
 
 const baseRssKb = Math.round(process.memoryUsage().rss / 1024);
-const provider = new MoonshotProvider(JSON.parse(args.config), undefined, { library: args.library });
+const provider = new MoonshotProvider(JSON.parse(args.config), undefined, {
+    library: args.library,
+    coalesceParts: process.env.MOONSHOT_BENCH_COALESCE !== '0',
+});
 
 /** A chatStream that only counts: what the consumer received. */
 function countingStream(onFirst) {

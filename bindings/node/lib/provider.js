@@ -21,6 +21,7 @@ export class MoonshotProvider {
     #metering;
     #getActor;
     #prefix;
+    #coalesceParts;
     #unreserve;
     /** Completions not yet ended: their cancel() and a promise of their end. */
     #live = new Set();
@@ -30,7 +31,8 @@ export class MoonshotProvider {
      * @param {Record<string, unknown>} config Puter's `providers.moonshot` block:
      *   `apiKey` (or `secret_key`, or `key`) plus the plugin's instance fields.
      * @param {{ utilRecordUsageObject: Function } | undefined} meteringService
-     * @param {{ library?: string, getActor?: () => unknown, meteringPrefix?: string }} [options]
+     * @param {{ library?: string, getActor?: () => unknown, meteringPrefix?: string,
+     *   coalesceParts?: boolean }} [options]
      */
     constructor(config, meteringService, options = {}) {
         const block = { ...(config ?? {}) };
@@ -53,6 +55,10 @@ export class MoonshotProvider {
         this.#metering = meteringService;
         this.#getActor = options.getActor;
         this.#prefix = options.meteringPrefix ?? 'moonshot';
+        // Each part is a koffi callback that blocks a plugin thread until
+        // the event loop runs it: the plugin merges the text of one socket
+        // read into one part (the AIChatStream takes text of any length).
+        this.#coalesceParts = options.coalesceParts ?? true;
     }
 
     /** The loaded plugin: name, version and ABI of its table. */
@@ -112,10 +118,13 @@ export class MoonshotProvider {
         if (this.#closing) throw new Error('MoonshotProvider is closed');
         const actor = this.#getActor ? this.#getActor() : undefined;
         const request = new Completion(this, actor, args?.stream === true);
+        const sent = request.stream && this.#coalesceParts && args.coalesce_parts == null
+            ? { ...args, coalesce_parts: true }
+            : (args ?? {});
         this.#live.add(request);
         request.ended.finally(() => this.#live.delete(request));
         try {
-            request.start(this.#library, this.#instance, JSON.stringify(args ?? {}));
+            request.start(this.#library, this.#instance, JSON.stringify(sent));
         } catch (error) {
             this.#live.delete(request);
             throw toMoonshotError(error);

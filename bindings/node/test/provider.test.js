@@ -198,6 +198,54 @@ describe('complete', () => {
     });
 });
 
+describe('coalesced parts', () => {
+    const words = ['One', ' write', ' of', ' many', ' "small"', ' deltas', '.'];
+    const oneWrite = () => ({
+        raw: {
+            head: SSE_HEAD,
+            body: [
+                words.map((content) => sseEvent({ content })).join('') +
+                    `data: ${JSON.stringify({
+                        id: 'chatcmpl-raw',
+                        object: 'chat.completion.chunk',
+                        model: 'kimi-k2.6',
+                        choices: [{ index: 0, delta: {}, finish_reason: 'stop' }],
+                        usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 },
+                    })}\n\ndata: [DONE]\n\n`,
+            ],
+            hold_open_ms: 0,
+        },
+    });
+    const textLines = async (p) => {
+        await sim.push(oneWrite());
+        const res = await driverComplete(p, { messages: 'Hi', stream: true });
+        const lines = await readLines(res.stream);
+        await res.pumped;
+        assert.equal(lines.at(-1).type, 'usage', JSON.stringify(lines));
+        return lines.filter((l) => l.type === 'text').map((l) => l.text);
+    };
+
+    test('streamed requests ask for coalesce_parts: the text of one read is one part', async () => {
+        const { p } = provider();
+        try {
+            const texts = await textLines(p);
+            assert.equal(texts.join(''), words.join(''));
+            assert.ok(texts.length < words.length / 2, JSON.stringify(texts));
+        } finally {
+            await p.close();
+        }
+    });
+
+    test('coalesceParts: false keeps one part per delta', async () => {
+        const { p } = provider({}, { coalesceParts: false });
+        try {
+            assert.deepEqual(await textLines(p), words);
+        } finally {
+            await p.close();
+        }
+    });
+});
+
 describe('errors', () => {
     test('a metering service that throws neither loses the answer nor stalls other requests', async () => {
         const p = new MoonshotProvider(sim.config(), { utilRecordUsageObject() { throw new Error('metering down'); } }, { library: LIBRARY });

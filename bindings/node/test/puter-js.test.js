@@ -73,7 +73,8 @@ test('a chat, the result and usage as Puter gives them', async () => {
 
 test('a stream arrives part by part, reasoning then text, with its usage line', async () => {
     await sim.push({
-        stream: { reasoning: 'Short and kind.', content: 'Once upon a time, a small kite flew.', chunk_chars: 6, usage: { prompt_tokens: 20, completion_tokens: 9, cached_tokens: 4 } },
+        // Paced like a model: deltas that arrive together are one part.
+        stream: { reasoning: 'Short and kind.', content: 'Once upon a time, a small kite flew.', chunk_chars: 6, delay_ms: 20, usage: { prompt_tokens: 20, completion_tokens: 9, cached_tokens: 4 } },
     });
     const parts = [];
     for await (const part of await puter.ai.chat('Tell me a story', { model: 'kimi', stream: true })) parts.push(part);
