@@ -71,25 +71,8 @@ pub fn prepare(args: &Value, config: &Config) -> Result<Prepared, ProviderError>
         }
     }
 
-    let stream = match args.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(ProviderError::invalid_argument(
-                "'stream' must be true or false",
-            ))
-        }
-    };
-
-    let coalesce_parts = match args.get("coalesce_parts") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(ProviderError::invalid_argument(
-                "'coalesce_parts' must be true or false",
-            ))
-        }
-    };
+    let stream = flag(args, "stream")?;
+    let coalesce_parts = flag(args, "coalesce_parts")?;
 
     let mut adjustments = Vec::new();
     let mut thinking = thinking::plan(card, args, &mut adjustments)?;
@@ -441,6 +424,17 @@ fn sampling(
         }
     }
     Ok(())
+}
+
+/// A boolean request field: absent or null is false.
+fn flag(args: &Map<String, Value>, field: &str) -> Result<bool, ProviderError> {
+    match args.get(field) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ProviderError::invalid_argument(format!(
+            "'{field}' must be true or false"
+        ))),
+    }
 }
 
 #[cfg(test)]
