@@ -29,25 +29,7 @@ pub fn prepare() -> Result<PathBuf, String> {
         .parent()
         .ok_or("no workspace root")?
         .join("bindings/node");
-    let version = Command::new("node")
-        .arg("--version")
-        .output()
-        .map_err(|e| format!("node not found ({e})"))?;
-    if !version.status.success() {
-        return Err("node --version failed".into());
-    }
-    if !dir.join("node_modules/koffi").exists() {
-        eprintln!("bench: installing koffi (npm ci) in {}", dir.display());
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .status()
-            .map_err(|e| format!("npm not found ({e})"))?;
-        if !status.success() {
-            return Err(format!("npm ci failed in {}", dir.display()));
-        }
-    }
+    super::run::prepare_npm_package(&dir, "koffi")?;
     Ok(dir)
 }
 

@@ -261,7 +261,8 @@ impl Plan {
 fn orchestrate(args: &Args) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let library = match args.str("plugin") {
-        Some(p) => PathBuf::from(p),
+        // Absolute: the node clients run in their own package directories.
+        Some(p) => std::fs::canonicalize(p).map_err(|e| format!("--plugin {p}: {e}"))?,
         None => default_library(&exe)?,
     };
     let plan = Plan {
@@ -472,6 +473,13 @@ fn node_dir() -> PathBuf {
 
 fn prepare_node() -> Result<PathBuf, String> {
     let dir = node_dir();
+    prepare_npm_package(&dir, "openai")?;
+    Ok(dir)
+}
+
+/// Checks that node runs and installs `dir`'s locked npm packages (npm ci)
+/// unless `marker` (one of them) is already there.
+pub(super) fn prepare_npm_package(dir: &Path, marker: &str) -> Result<(), String> {
     let version = Command::new("node")
         .arg("--version")
         .output()
@@ -479,14 +487,11 @@ fn prepare_node() -> Result<PathBuf, String> {
     if !version.status.success() {
         return Err("node --version failed".into());
     }
-    if !dir.join("node_modules/openai").exists() {
-        eprintln!(
-            "bench: installing the openai package (npm ci) in {}",
-            dir.display()
-        );
+    if !dir.join("node_modules").join(marker).exists() {
+        eprintln!("bench: installing {marker} (npm ci) in {}", dir.display());
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir)
+            .current_dir(dir)
             .stdout(Stdio::null())
             .status()
             .map_err(|e| format!("npm not found ({e})"))?;
@@ -494,7 +499,7 @@ fn prepare_node() -> Result<PathBuf, String> {
             return Err(format!("npm ci failed in {}", dir.display()));
         }
     }
-    Ok(dir)
+    Ok(())
 }
 
 fn run_child(plan: &Plan, kind: &str, port: u16, concurrency: usize) -> Result<Figures, String> {
@@ -519,21 +524,9 @@ fn run_node(
     port: u16,
     concurrency: usize,
 ) -> Result<Figures, String> {
-    let units = answer.content.encode_utf16().count() + answer.reasoning.encode_utf16().count();
-    let output = Command::new("node")
-        .arg(dir.join("bench.mjs"))
-        .args(["--port", &port.to_string()])
-        .args(["--concurrency", &concurrency.to_string()])
-        .args(["--n", &plan.n.to_string()])
-        .args(["--warmup", &plan.warmup(concurrency).to_string()])
-        .args(["--chunks", &plan.chunks.to_string()])
-        .args(["--text-units", &units.to_string()])
-        .args(["--body", &canned_stream::moonshot_request()])
-        .current_dir(dir)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| e.to_string())?;
-    parse_output(&output)
+    let mut node = Command::new("node");
+    node.arg(dir.join("bench.mjs")).current_dir(dir);
+    run_client(node, plan, answer, port, concurrency)
 }
 
 /// The async-openai client, built by `make bench` outside the workspace.
@@ -555,8 +548,20 @@ fn run_async_openai(
             exe.display()
         ));
     }
+    run_client(Command::new(exe), plan, answer, port, concurrency)
+}
+
+/// Runs a third-party client process (openai-node, async-openai) with the
+/// arguments they share: the upstream, the load, and what to verify.
+fn run_client(
+    mut client: Command,
+    plan: &Plan,
+    answer: &CannedStream,
+    port: u16,
+    concurrency: usize,
+) -> Result<Figures, String> {
     let units = answer.content.encode_utf16().count() + answer.reasoning.encode_utf16().count();
-    let output = Command::new(exe)
+    let output = client
         .args(["--port", &port.to_string()])
         .args(["--concurrency", &concurrency.to_string()])
         .args(["--n", &plan.n.to_string()])
