@@ -8,6 +8,13 @@
 //! under `/slow/` stream the same bytes in bursts spaced out in time (the
 //! scale run). `GET /__stats` reports connections and requests served.
 //! The server exits when its standard input closes (its parent is gone).
+//!
+//! A connection holds exactly one file descriptor: the scale run keeps
+//! 10,000 of them open at once, and the server inherits the bench's
+//! RLIMIT_NOFILE (20,000 under the documented `ulimit -n 20000`). A second
+//! descriptor per connection (a `try_clone` for the reader) ran it out of
+//! descriptors a few connections short of 10,000. Failures to accept or to
+//! set up a connection are reported on standard error, never dropped.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -75,13 +82,28 @@ const ACCEPTORS: usize = 4;
 
 fn accept(listener: &TcpListener, shared: &Arc<Shared>) -> ! {
     for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(e) => {
+                // The connection stays in the accept queue; EMFILE and the
+                // like would otherwise turn this loop into a busy spin.
+                eprintln!("bench upstream: accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
         shared.connections.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
         let spawned = std::thread::Builder::new()
             .stack_size(128 * 1024)
             .spawn(move || {
-                let _ = connection(stream, &shared);
+                if let Err(e) = stream.set_nodelay(true) {
+                    eprintln!("bench upstream: cannot set up a connection: {e}");
+                    return;
+                }
+                // Errors mid-exchange are the client's to report (it went
+                // away, or it saw the cut).
+                let _ = connection(&stream, &shared);
             });
         if let Err(e) = spawned {
             eprintln!("bench upstream: cannot start a connection thread: {e}");
@@ -90,9 +112,11 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>) -> ! {
     unreachable!("incoming() never ends")
 }
 
-fn connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut reader = BufReader::with_capacity(8 * 1024, stream.try_clone()?);
+/// Serves one connection's requests. Reader and writer share the one
+/// socket (`Read` and `Write` are implemented for `&TcpStream`): no second
+/// descriptor per connection.
+fn connection(stream: &TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let mut reader = BufReader::with_capacity(8 * 1024, stream);
     let mut writer = stream;
     let mut line = String::new();
     loop {
@@ -138,7 +162,7 @@ fn connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         } else if path.ends_with("/chat/completions") {
             shared.requests.fetch_add(1, Ordering::Relaxed);
             if path.starts_with("/slow/") {
-                paced(&mut writer, &shared.answer, shared.pacing)?;
+                paced(writer, &shared.answer, shared.pacing)?;
             } else {
                 writer.write_all(&shared.answer.response)?;
             }
@@ -157,7 +181,7 @@ fn connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
 }
 
 /// The same response as the fast mode, written a burst at a time.
-fn paced(writer: &mut TcpStream, answer: &CannedStream, pacing: Pacing) -> std::io::Result<()> {
+fn paced(mut writer: &TcpStream, answer: &CannedStream, pacing: Pacing) -> std::io::Result<()> {
     let mut out = answer.head.clone();
     for burst in answer.frames.chunks(pacing.burst.max(1)) {
         for frame in burst {
