@@ -26,6 +26,7 @@ mod pool;
 mod proxy;
 mod public_net;
 mod redact;
+mod stack;
 mod thinking;
 mod tls;
 mod tools;

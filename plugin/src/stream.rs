@@ -521,7 +521,17 @@ impl Turn {
         {
             return Ok(());
         }
-        for (position, call) in delta.tool_calls.into_iter().flatten().enumerate() {
+        match delta.tool_calls {
+            Some(calls) if !calls.is_empty() => self.apply_tool_call_deltas(calls),
+            _ => Ok(()),
+        }
+    }
+
+    /// Out of line: rare next to text deltas, and inlined it would widen the
+    /// stack frame every chunk runs through (stack.rs: pages held per stream).
+    #[inline(never)]
+    fn apply_tool_call_deltas(&mut self, calls: Vec<ToolCallDelta>) -> Result<(), ProviderError> {
+        for (position, call) in calls.into_iter().enumerate() {
             let index = call.index.unwrap_or(position);
             let added = call
                 .function

@@ -40,6 +40,9 @@ pub(super) fn read_stream(
     let mut reader = body.into_reader();
     let mut decoder = SseDecoder::new(MAX_SSE_LINE);
     let mut buffer = vec![0u8; READ_BUFFER];
+    // The response has started: from here the worker only reads, on a
+    // shallow stack, for as long as the answer takes.
+    crate::stack::release_unused();
     let mut done = false;
     let mut failure: Option<ProviderError> = None;
     while !done {
