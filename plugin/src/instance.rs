@@ -2,6 +2,7 @@
 //! `complete`, which runs requests on the instance's pool. Pure Rust: the FFI
 //! shim adapts host callbacks to `Callbacks`.
 
+use std::ffi::{CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -28,7 +29,8 @@ pub type Ending = Result<(), ErrorKind>;
 /// What a host gives `complete` to hear back. Called on a pool thread.
 pub trait Callbacks: Send {
     fn on_part(&mut self, json: &str) -> Flow;
-    fn on_done(&mut self, ending: Ending, json: &str);
+    /// `json` is NUL-terminated for hosts that want a C string.
+    fn on_done(&mut self, ending: Ending, json: &CStr);
 }
 
 /// The shared state of one request: its cancel token, its place in the
@@ -45,7 +47,7 @@ pub struct RequestState {
 #[derive(Default)]
 struct Outcome {
     /// The final ending and JSON, from the moment `on_done` is called.
-    result: Option<(Ending, Arc<str>)>,
+    result: Option<(Ending, Arc<CString>)>,
     /// Whether `on_done` has returned (what `wait` waits for).
     reported: bool,
 }
@@ -61,13 +63,13 @@ impl RequestState {
     }
 
     /// The final ending and JSON, once `on_done` has been called.
-    pub fn outcome(&self) -> Option<(Ending, Arc<str>)> {
+    pub fn outcome(&self) -> Option<(Ending, Arc<CString>)> {
         self.outcome.lock().result.clone()
     }
 
     /// Waits up to `timeout` for `on_done` to have returned; returns the
     /// outcome if it has.
-    pub fn wait(&self, timeout: Duration) -> Option<(Ending, Arc<str>)> {
+    pub fn wait(&self, timeout: Duration) -> Option<(Ending, Arc<CString>)> {
         let deadline = Instant::now() + timeout;
         let mut outcome = self.outcome.lock();
         while !outcome.reported {
@@ -80,8 +82,8 @@ impl RequestState {
 
     /// Records the outcome before `on_done` runs (so `request_result` in
     /// `on_done` sees it) and returns the JSON for `on_done`.
-    fn settle(&self, ending: Ending, json: String) -> Arc<str> {
-        let json: Arc<str> = Arc::from(json);
+    fn settle(&self, ending: Ending, json: CString) -> Arc<CString> {
+        let json = Arc::new(json);
         self.outcome.lock().result = Some((ending, json.clone()));
         json
     }
@@ -340,7 +342,7 @@ fn run_job(
     // request from the pool: a late cancel() must leave it alone.
     state.cancel.release_socket();
     let (ending, text) = match outcome {
-        Ok(result) => (Ok(()), result.to_string()),
+        Ok(result) => (Ok(()), final_json(&result)),
         Err(failure) => {
             let job::Failure {
                 error: err,
@@ -351,7 +353,7 @@ fn run_job(
             if let Some(partial) = partial {
                 details["partial"] = partial;
             }
-            (Err(err.kind), details.to_string())
+            (Err(err.kind), final_json(&details))
         }
     };
     // From here the thread only reports: a request submitted from on_done
@@ -366,6 +368,27 @@ fn run_job(
     if let Some(rest) = leftover {
         let _ = catch_unwind(AssertUnwindSafe(|| rest.drain()));
     }
+}
+
+/// A request's final JSON, serialised once and NUL-terminated, so that
+/// `on_done`, `wait` and `request_result` share it without copies. Sized
+/// ahead from the message's text: at the end of a long answer this is the
+/// largest thing a request holds, and thousands of streams can end at once.
+fn final_json(value: &Value) -> CString {
+    let text = |v: &Value| v.as_str().map_or(0, str::len);
+    let message = &value["message"];
+    let texts = text(&message["content"])
+        + text(&message["reasoning"])
+        + text(&message["reasoning_content"])
+        + text(&value["partial"]["message"]["content"])
+        + 2 * text(&value["partial"]["message"]["reasoning"]);
+    // Room for escapes and the rest of the document, and the NUL.
+    let mut bytes = Vec::with_capacity(texts + texts / 8 + 1024);
+    // Writing a Value into a Vec cannot fail, and serde_json escapes NUL
+    // inside strings, so the text has no NUL byte for CString to refuse.
+    let _ = serde_json::to_writer(&mut bytes, value);
+    CString::new(bytes)
+        .unwrap_or_else(|_| CString::from(c"{\"error\":\"internal: NUL in output\"}"))
 }
 
 /// One IChatModel, as Puter's providers describe models.

@@ -324,11 +324,19 @@ impl Callbacks for HostCallbacks {
         }
     }
 
-    fn on_done(&mut self, ending: Ending, json: &str) {
+    fn on_done(&mut self, ending: Ending, json: &CStr) {
         let Some(on_done) = self.on_done else { return };
-        let ptr = self.terminated(json);
-        // SAFETY: as in on_part.
-        unsafe { on_done(self.user_data, ending_status(ending), ptr, json.len()) }
+        // The parts' buffer is not needed any more: give it back first.
+        self.buffer = Vec::new();
+        // SAFETY: as in on_part; `json` is NUL-terminated and outlives the call.
+        unsafe {
+            on_done(
+                self.user_data,
+                ending_status(ending),
+                json.as_ptr(),
+                json.to_bytes().len(),
+            )
+        }
     }
 }
 
@@ -435,7 +443,7 @@ unsafe extern "C" fn request_result(
         match state.outcome() {
             Some((ending, json)) => {
                 // SAFETY: as above.
-                unsafe { give_string(out_json, json.to_string()) };
+                unsafe { store(out_json, CString::clone(&json).into_raw()) };
                 ending_status(ending)
             }
             None => MOONSHOT_PENDING,

@@ -9,6 +9,7 @@ mod read;
 mod result;
 mod search;
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use serde_json::{Map, Value};
@@ -84,7 +85,7 @@ pub fn run(
     let outcome = job.converse(&mut guard, &mut answer, leftover);
     // A bill that cannot be made (overflow) fails the request: never a wrong bill.
     match outcome.and_then(|()| answer.bill(prepared, config)) {
-        Ok(bill) => finish(prepared, &answer, &bill, &mut guard),
+        Ok(bill) => finish(prepared, answer, &bill, &mut guard),
         Err(err) => {
             let cancelled = cancel.is_cancelled() || guard.stopped;
             Err(fail(prepared, config, &mut answer, err, cancelled))
@@ -95,9 +96,11 @@ pub fn run(
 /// The end of a request that got its answer and bill: the tool calls and
 /// usage parts of a stream, then the result (a partial one when a callback
 /// stopped the stream).
+// Out of line: keeps the frames a stream reads under small (stack.rs).
+#[inline(never)]
 fn finish(
     prepared: &Prepared,
-    answer: &Accumulated,
+    answer: Accumulated,
     bill: &metering::Bill,
     guard: &mut StopGuard,
 ) -> Result<Value, Box<Failure>> {
@@ -117,11 +120,11 @@ fn finish(
         guard.part(&Part::Usage { usage: &usage }.to_json());
     }
     if guard.stopped {
-        let partial = result_json(prepared, answer, usage, false);
         let err = ProviderError {
             request_id: answer.request_id.clone(),
             ..ProviderError::cancelled()
         };
+        let partial = result_json(prepared, answer, usage, false);
         return Err(Failure::new(err, Some(partial)));
     }
     Ok(result_json(prepared, answer, usage, true))
@@ -129,6 +132,8 @@ fn finish(
 
 /// The failure of a request (reported as a cancel when it was cancelled or
 /// a callback stopped it), with the partial result of what it received.
+// Out of line: keeps the frames a stream reads under small (stack.rs).
+#[inline(never)]
 fn fail(
     prepared: &Prepared,
     config: &Config,
@@ -153,7 +158,7 @@ fn fail(
             .bill(prepared, config)
             .map(|bill| metering::usage_json(&answer.usage, &bill))
             .unwrap_or(Value::Null);
-        result_json(prepared, answer, usage, false)
+        result_json(prepared, std::mem::take(answer), usage, false)
     });
     Failure::new(err, partial)
 }
@@ -161,21 +166,21 @@ fn fail(
 impl Job<'_> {
     /// Inlines remote media, then sends the request through the web-search
     /// loop (MOONSHOT-API.md §5).
+    // Out of line: the frames a stream reads under stay small (stack.rs).
+    #[inline(never)]
     fn converse(
         &self,
         guard: &mut StopGuard,
         answer: &mut Accumulated,
         leftover: &mut Option<Leftover>,
     ) -> Result<(), ProviderError> {
-        let mut body = self.prepared.body.clone();
-        media::inline_all(
-            &mut body,
-            &self.prepared.remote_media,
-            self.client,
-            self.cancel,
-            self.deadline,
-            &self.config.media,
-        )?;
+        // Sent as prepared unless media is inlined or a search round adds
+        // messages: a long conversation is not copied for nothing.
+        let body = if self.prepared.remote_media.is_empty() {
+            Cow::Borrowed(&self.prepared.body)
+        } else {
+            Cow::Owned(self.with_media_inlined()?)
+        };
         let search = SearchLoop {
             web_search: self.prepared.web_search,
             thinking_on: self.prepared.thinking_on,
@@ -188,6 +193,21 @@ impl Job<'_> {
             leftover,
         };
         search.run(body, &mut round, guard, answer)
+    }
+
+    /// The request body with its remote media fetched and inlined.
+    #[inline(never)]
+    fn with_media_inlined(&self) -> Result<Map<String, Value>, ProviderError> {
+        let mut body = self.prepared.body.clone();
+        media::inline_all(
+            &mut body,
+            &self.prepared.remote_media,
+            self.client,
+            self.cancel,
+            self.deadline,
+            &self.config.media,
+        )?;
+        Ok(body)
     }
 
     /// One request/response with Moonshot; returns its request id and, for a
@@ -203,6 +223,8 @@ impl Job<'_> {
         let upstream =
             self.client
                 .post_json("/chat/completions", &bytes, self.cancel, self.deadline)?;
+        // Sent: not held for as long as the answer streams.
+        drop(bytes);
         let request_id = upstream.request_id.clone();
         let content_type = upstream.content_type();
         let read = if prepared.stream && content_type.starts_with("text/event-stream") {

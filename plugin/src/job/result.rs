@@ -28,8 +28,8 @@ pub(super) struct Accumulated {
 
 impl Accumulated {
     pub fn absorb(&mut self, turn: &mut Turn) {
-        self.content.push_str(&turn.content);
-        self.reasoning.push_str(&turn.reasoning);
+        append_or_take(&mut self.content, &mut turn.content);
+        append_or_take(&mut self.reasoning, &mut turn.reasoning);
         self.tool_calls = std::mem::take(&mut turn.tool_calls);
         self.finish_reason = turn.finish_reason.take().or(self.finish_reason.take());
         self.model = turn.model.take().or(self.model.take());
@@ -72,26 +72,36 @@ impl Accumulated {
     }
 }
 
+/// Appends `more` to `to`, or moves it there when `to` is empty (one round,
+/// the usual case): a long answer's text is not copied.
+fn append_or_take(to: &mut String, more: &mut String) {
+    if to.is_empty() {
+        std::mem::swap(to, more);
+    } else {
+        to.push_str(more);
+    }
+}
+
 /// Puter's IChatMessageResult, plus what the host needs to explain it.
 /// `complete` is false for the partial result of a failed request, whose
-/// finish_reason stays null unless Moonshot sent one.
+/// finish_reason stays null unless Moonshot sent one. The answer's text
+/// moves into the result (a long answer is the largest thing a request
+/// holds, and thousands can end at once).
 pub(super) fn result_json(
     prepared: &Prepared,
-    answer: &Accumulated,
+    mut answer: Accumulated,
     usage: Value,
     complete: bool,
 ) -> Value {
-    let mut content = String::new();
-    if let Some(prefix) = &prepared.partial_prefix {
-        content.push_str(prefix);
-    }
-    content.push_str(&answer.content);
+    let mut content = prepared.partial_prefix.clone().unwrap_or_default();
+    append_or_take(&mut content, &mut answer.content);
     let mut message = Map::new();
     message.insert("role".into(), json!("assistant"));
-    message.insert("content".into(), json!(content));
+    message.insert("content".into(), Value::String(content));
     if !answer.reasoning.is_empty() {
         message.insert("reasoning".into(), json!(answer.reasoning));
-        message.insert("reasoning_content".into(), json!(answer.reasoning));
+        let reasoning = std::mem::take(&mut answer.reasoning);
+        message.insert("reasoning_content".into(), Value::String(reasoning));
     }
     if !answer.tool_calls.is_empty() {
         message.insert(

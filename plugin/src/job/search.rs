@@ -3,6 +3,8 @@
 //! and ask again. The loop is independent of HTTP: each request/response
 //! is one `Round`, so tests can script them.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Map, Value};
 
 use crate::error::{ErrorKind, ProviderError};
@@ -46,7 +48,7 @@ impl SearchLoop {
     /// call; what arrives accumulates in `answer`.
     pub fn run(
         &self,
-        mut body: Map<String, Value>,
+        mut body: Cow<'_, Map<String, Value>>,
         round: &mut dyn Round,
         guard: &mut StopGuard,
         answer: &mut Accumulated,
@@ -63,7 +65,8 @@ impl SearchLoop {
                 _ => Some(round.estimate(&body, &turn)),
             };
             let added = usage.map_or(Ok(()), |usage| answer.usage.add(&usage));
-            let said = (turn.content.clone(), turn.reasoning.clone());
+            // What this round said starts where the earlier rounds' ended.
+            let said_from = (answer.content.len(), answer.reasoning.len());
             answer.absorb(&mut turn);
             answer.request_id = sent?;
             added?;
@@ -94,17 +97,23 @@ impl SearchLoop {
                 )
                 .with_code("web_search_rounds_exceeded"));
             }
-            append_search_round(&mut body, self.thinking_on, &said, &searches);
+            let said = (
+                &answer.content[said_from.0..],
+                &answer.reasoning[said_from.1..],
+            );
+            append_search_round(body.to_mut(), self.thinking_on, said, &searches);
         }
     }
 }
 
 /// Appends the search call (with what the round said before it, usually
 /// nothing) and the tool messages echoing each call's arguments.
+// Out of line: keeps the frames a stream reads under small (stack.rs).
+#[inline(never)]
 fn append_search_round(
     body: &mut Map<String, Value>,
     thinking_on: bool,
-    (content, reasoning): &(String, String),
+    (content, reasoning): (&str, &str),
     searches: &[ToolCall],
 ) {
     let Some(Value::Array(messages)) = body.get_mut("messages") else {
@@ -220,7 +229,7 @@ mod tests {
             unreachable!()
         };
         let mut answer = Accumulated::default();
-        let outcome = settings.run(body, round, &mut guard, &mut answer);
+        let outcome = settings.run(Cow::Owned(body), round, &mut guard, &mut answer);
         (outcome, answer)
     }
 
