@@ -28,6 +28,7 @@ export declare function pendingCount(): number;
 
 /** Puter's `providers.moonshot` block: the key plus the plugin's instance fields. */
 export interface MoonshotProviderConfig {
+    /** Moonshot's API key (at most 1024 bytes); never in any output. */
     apiKey?: string;
     secret_key?: string;
     key?: string;

@@ -202,6 +202,9 @@ struct WebSearchSettings {
 /// Puter's key names, in #registerProviders' order of preference.
 const KEY_FIELDS: [&str; 3] = ["apiKey", "secret_key", "key"];
 
+/// Longest API key accepted (see `from_json`).
+pub const MAX_API_KEY_BYTES: usize = 1024;
+
 impl Config {
     /// Parses the provider block. Errors name the field but never echo a
     /// value, so a key put in the wrong place is not printed either.
@@ -236,6 +239,13 @@ impl Config {
                 "config has no API key: set 'apiKey' (or 'secret_key' or 'key')",
             )
         })?;
+        // The Authorization line must fit the connection's output buffer
+        // (client.rs); Moonshot's keys are about 50 characters.
+        if api_key.0.len() > MAX_API_KEY_BYTES {
+            return Err(ProviderError::invalid_argument(format!(
+                "the API key is longer than {MAX_API_KEY_BYTES} bytes: not a Moonshot key"
+            )));
+        }
 
         let settings: Settings = serde_json::from_value(root.clone()).map_err(|_| {
             // serde's message may quote the offending value: name the field instead.
@@ -359,6 +369,15 @@ mod tests {
         assert_eq!(c.api_key.expose(), "sk-a");
         let c = Config::from_json(r#"{"apiKey":"","key":"sk-c"}"#).unwrap();
         assert_eq!(c.api_key.expose(), "sk-c");
+        let longest = "k".repeat(MAX_API_KEY_BYTES);
+        assert!(Config::from_json(&format!(r#"{{"apiKey":"{longest}"}}"#)).is_ok());
+        let err = Config::from_json(&format!(r#"{{"apiKey":"{longest}k"}}"#)).unwrap_err();
+        assert!(
+            err.message.contains("longer than 1024 bytes"),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains("kkkk"), "the key is never quoted");
     }
 
     #[test]

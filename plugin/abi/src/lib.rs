@@ -323,7 +323,8 @@ pub struct MoonshotApi {
     /// `MOONSHOT_ERR_INVALID_ARGUMENT` naming the field (never its value):
     ///
     /// - `apiKey` (or `secret_key`, or `key`; the first non-blank one):
-    ///   Moonshot's API key, a string. Never appears in any output.
+    ///   Moonshot's API key, a string of at most 1024 bytes. Never appears in
+    ///   any output.
     /// - `base_url` (or `baseURL` / `baseUrl`): Moonshot's API root, http:// or
     ///   https://; default "https://api.moonshot.ai/v1".
     /// - `timeouts`, in milliseconds (0 counts as 1), each ending a request with
