@@ -455,7 +455,28 @@ pub fn transport_error(e: ureq::Error, t: &Timeouts, before_response: bool) -> P
         ureq::Error::Timeout(which) => timeout_error(which, t),
         ureq::Error::Io(io) => match crate::tls::failure(&io) {
             Some(tls) => tls,
-            None => io_error(io, t).retryable(before_response),
+            None if before_response => {
+                // Only a connection that was never made is safe to try
+                // again. A reset or a close once connected may come after
+                // Moonshot read the request: another attempt could be a
+                // second billed completion (RFC 9110 §9.2.2).
+                use std::io::ErrorKind as Io;
+                let never_connected = matches!(
+                    io.kind(),
+                    Io::ConnectionRefused
+                        | Io::AddrNotAvailable
+                        | Io::NetworkUnreachable
+                        | Io::HostUnreachable
+                );
+                let mut err = io_error(io, t);
+                if !never_connected && err.kind == ErrorKind::Transport {
+                    err.message.push_str(
+                        "; the request may have reached the upstream, so it was not retried",
+                    );
+                }
+                err.retryable(never_connected)
+            }
+            None => io_error(io, t).retryable(false),
         },
         ureq::Error::Rustls(tls) => crate::tls::describe(&tls),
         // ureq's reason is the proxy's status line, never its URL.
