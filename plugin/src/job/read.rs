@@ -2,6 +2,7 @@
 //! or a whole completion.
 
 use std::io::Read;
+use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
 use crate::client::{self, BodyReader, Upstream};
@@ -17,6 +18,12 @@ const MAX_SSE_LINE: usize = 16 * 1024 * 1024;
 /// Per open stream, like the agent's buffers (client.rs). Reads copy out of
 /// ureq's input buffer, so a small one costs calls, not syscalls.
 const READ_BUFFER: usize = 4 * 1024;
+
+/// How long a stream runs before its worker gives back the stack pages its
+/// setup touched (stack.rs): a fast answer never pays the syscall and the
+/// page faults after it; a real one (seconds to minutes) holds the pages
+/// for its first second only.
+const STACK_TRIM_AFTER: Duration = Duration::from_secs(1);
 
 /// What is left of a stream's body after `[DONE]`: usually just the end of
 /// the chunked encoding. Reading it to the end returns the connection to
@@ -40,9 +47,7 @@ pub(super) fn read_stream(
     let mut reader = body.into_reader();
     let mut decoder = SseDecoder::new(MAX_SSE_LINE);
     let mut buffer = vec![0u8; READ_BUFFER];
-    // The response has started: from here the worker only reads, on a
-    // shallow stack, for as long as the answer takes.
-    crate::stack::release_unused();
+    let mut trim_stack_at = Some(Instant::now() + STACK_TRIM_AFTER);
     let mut done = false;
     let mut failure: Option<ProviderError> = None;
     while !done {
@@ -62,6 +67,12 @@ pub(super) fn read_stream(
                 return Err(stream_cut(&format!(" ({})", err.message)));
             }
         };
+        if trim_stack_at.is_some_and(|at| Instant::now() >= at) {
+            // A long stream: from here the worker only reads, on a shallow
+            // stack, for as long as the answer takes.
+            trim_stack_at = None;
+            crate::stack::release_unused();
+        }
         let fed = decoder.feed_ref(&buffer[..n], &mut |event| {
             if done || failure.is_some() {
                 return;
