@@ -3,7 +3,7 @@
 //! the report.
 //!
 //! ```text
-//! bench [--n N] [--warmup W] [--concurrency 1,8,64] [--kinds wire,decode,plugin,async-openai,openai-node,node-koffi]
+//! bench [--n N] [--warmup W] [--concurrency 1,8,64] [--kinds wire,decode,plugin,async-openai,async-openai-byot,openai-node,node-koffi]
 //!       [--chunks 500] [--streams 1000] [--slow-burst 20] [--slow-interval-ms 200]
 //!       [--plugin PATH] [--json FILE] [--profile]
 //! bench --serve ...          (child: the upstream)
@@ -33,8 +33,11 @@ usage: bench [options]
   --n N                  measured completions per client and concurrency (default 2000)
   --warmup W             unmeasured completions first (default max(20, 2 x concurrency))
   --concurrency LIST     default 1,8,64
-  --kinds LIST           default wire,decode,plugin,async-openai,openai-node,node-koffi; also plugin-channel
-                         (the same plugin through host_demo's safe wrapper and its channel)
+  --kinds LIST           default wire,decode,plugin,async-openai,async-openai-byot,openai-node,node-koffi;
+                         also plugin-channel (the same plugin through host_demo's safe wrapper and
+                         its channel). async-openai uses the crate's own types, as most hosts would
+                         (they drop reasoning_content); async-openai-byot its bring-your-own-types
+                         API with a small struct that keeps it
   --chunks K             chunk JSONs per streamed answer (default 500)
   --streams S            scale run: streams held open at once (default 1000; 0 skips it;
                          10000 is the issue-14 target)
@@ -283,7 +286,7 @@ fn orchestrate(args: &Args) -> Result<(), String> {
         .collect::<Result<_, _>>()?;
     let kinds = args.list(
         "kinds",
-        "wire,decode,plugin,async-openai,openai-node,node-koffi",
+        "wire,decode,plugin,async-openai,async-openai-byot,openai-node,node-koffi",
     );
     let streams: usize = args.num("streams", 1000)?;
     let burst: usize = args.num("slow-burst", 20)?;
@@ -349,7 +352,9 @@ fn orchestrate(args: &Args) -> Result<(), String> {
                     Ok(dir) => node_koffi::run(&koffi_run(dir, upstream.port, concurrency)),
                     Err(why) => Err(format!("skipped: {why}")),
                 },
-                "async-openai" => run_async_openai(&plan, &answer, upstream.port, concurrency),
+                "async-openai" | "async-openai-byot" => {
+                    run_async_openai(kind, &plan, &answer, upstream.port, concurrency)
+                }
                 _ => run_child(&plan, kind, upstream.port, concurrency),
             };
             let after = server::stats(upstream.port);
@@ -536,6 +541,7 @@ fn async_openai_binary() -> PathBuf {
 }
 
 fn run_async_openai(
+    kind: &str,
     plan: &Plan,
     answer: &CannedStream,
     port: u16,
@@ -548,7 +554,16 @@ fn run_async_openai(
             exe.display()
         ));
     }
-    run_client(Command::new(exe), plan, answer, port, concurrency)
+    let mut client = Command::new(exe);
+    client.args([
+        "--api",
+        if kind == "async-openai" {
+            "typed"
+        } else {
+            "byot"
+        },
+    ]);
+    run_client(client, plan, answer, port, concurrency)
 }
 
 /// Runs a third-party client process (openai-node, async-openai) with the
@@ -568,6 +583,10 @@ fn run_client(
         .args(["--warmup", &plan.warmup(concurrency).to_string()])
         .args(["--chunks", &plan.chunks.to_string()])
         .args(["--text-units", &units.to_string()])
+        .args([
+            "--content-units",
+            &answer.content.encode_utf16().count().to_string(),
+        ])
         .args(["--body", &canned_stream::moonshot_request()])
         .stderr(Stdio::inherit())
         .output()
@@ -629,6 +648,7 @@ fn label(kind: &str) -> &str {
         "plugin" => "plugin (C ABI)",
         "plugin-channel" => "plugin/channel",
         "async-openai" => "async-openai",
+        "async-openai-byot" => "async-openai-byot",
         other => other,
     }
 }
@@ -703,9 +723,14 @@ fn print_table(rows: &[Row], plan: &Plan, concurrencies: &[usize]) {
     }
     println!();
     type Metric = fn(&Figures) -> f64;
-    let metrics: [(&str, &str, Metric); 5] = [
+    let metrics: [(&str, &str, Metric); 6] = [
         ("CPU per chunk", "openai-node", Figures::cpu_us_per_chunk),
         ("CPU per chunk", "async-openai", Figures::cpu_us_per_chunk),
+        (
+            "CPU per chunk",
+            "async-openai-byot",
+            Figures::cpu_us_per_chunk,
+        ),
         ("CPU per chunk", "decode", Figures::cpu_us_per_chunk),
         ("req/s", "openai-node", Figures::requests_per_s),
         ("req/s", "decode", Figures::requests_per_s),

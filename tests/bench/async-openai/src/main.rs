@@ -2,11 +2,15 @@
 //! tasks on tokio's multi-threaded runtime each run streaming completions
 //! and read every chunk. Prints one JSON line with the fields of the other
 //! clients (tests/src/bench/figures.rs). Run by `make bench`; arguments:
-//!   --port P --n N --warmup W --concurrency C --chunks K --text-units U --body JSON
+//!   --port P --n N --warmup W --concurrency C --chunks K --text-units U
+//!   --content-units V --body JSON [--api typed|byot]
 //!
-//! The chunks are read through async-openai's "bring your own types" API
-//! into a small struct with `reasoning_content`, which Kimi streams and the
-//! crate's OpenAI types drop: what a Rust host on Moonshot would write.
+//! `--api typed` (the default, kind `async-openai`) is what most Rust hosts
+//! write: `chat().create_stream` with the crate's request and chunk types.
+//! Those types have no `reasoning_content`, so Kimi's reasoning is dropped
+//! (only the content is checked). `--api byot` (kind `async-openai-byot`)
+//! reads the chunks through the crate's "bring your own types" API into a
+//! small struct with `reasoning_content`: the leanest a host could write.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_openai::config::OpenAIConfig;
+use async_openai::types::chat::CreateChatCompletionRequest;
 use async_openai::Client;
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -39,12 +44,53 @@ struct Delta {
 struct Plan {
     client: Client<OpenAIConfig>,
     body: Value,
+    typed_body: CreateChatCompletionRequest,
+    typed: bool,
     chunks: usize,
     text_units: usize,
+    content_units: usize,
 }
 
-/// One streaming completion; its time to first chunk.
 async fn one(plan: &Plan) -> Result<Duration, String> {
+    if plan.typed {
+        one_typed(plan).await
+    } else {
+        one_byot(plan).await
+    }
+}
+
+/// One streaming completion through the crate's own types; its time to
+/// first chunk.
+async fn one_typed(plan: &Plan) -> Result<Duration, String> {
+    let start = Instant::now();
+    let mut stream = plan
+        .client
+        .chat()
+        .create_stream(plan.typed_body.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut first = None;
+    let (mut count, mut units) = (0usize, 0usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        first.get_or_insert_with(|| start.elapsed());
+        count += 1;
+        if let Some(text) = chunk.choices.first().and_then(|c| c.delta.content.as_ref()) {
+            units += text.encode_utf16().count();
+        }
+    }
+    if count != plan.chunks || units != plan.content_units {
+        return Err(format!(
+            "incomplete: {count} of {} chunks, {units} of {} content units",
+            plan.chunks, plan.content_units
+        ));
+    }
+    Ok(first.unwrap_or_default())
+}
+
+/// One streaming completion through "bring your own types"; its time to
+/// first chunk.
+async fn one_byot(plan: &Plan) -> Result<Duration, String> {
     let start = Instant::now();
     let mut stream = plan
         .client
@@ -156,6 +202,9 @@ async fn main() {
     let (port, n, concurrency) = (num("port"), num("n"), num("concurrency"));
     let warmup = args.get("warmup").and_then(|v| v.parse().ok()).unwrap_or(0);
     let body: Value = serde_json::from_str(args.get("body").expect("--body")).expect("JSON body");
+    let typed_body: CreateChatCompletionRequest =
+        serde_json::from_value(body.clone()).expect("an OpenAI chat request");
+    let typed = args.get("api").is_none_or(|api| api == "typed");
     let base_rss_kb = status_kb("VmRSS:");
     let config = OpenAIConfig::new()
         .with_api_base(format!("http://127.0.0.1:{port}/v1"))
@@ -163,8 +212,11 @@ async fn main() {
     let plan = Arc::new(Plan {
         client: Client::with_config(config),
         body,
+        typed_body,
+        typed,
         chunks: num("chunks"),
         text_units: num("text-units"),
+        content_units: num("content-units"),
     });
 
     let warm = phase(&plan, warmup, concurrency).await;
@@ -176,14 +228,19 @@ async fn main() {
     measured.samples.sort();
     let s = &measured.samples;
     let mut note = format!(
-        "async-openai 0.43.0 (reqwest, tokio multi-thread, {} workers)",
+        "async-openai 0.43.0, {} (reqwest, tokio multi-thread, {} workers)",
+        if typed {
+            "its own types (reasoning dropped)"
+        } else {
+            "bring-your-own-types with reasoning_content"
+        },
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     if warm.failures > 0 {
         note.push_str(&format!("; {} failures during warm-up", warm.failures));
     }
     let out = json!({
-        "kind": "async-openai",
+        "kind": if typed { "async-openai" } else { "async-openai-byot" },
         "concurrency": concurrency,
         "requests": s.len(),
         "chunks": s.len() * plan.chunks,
