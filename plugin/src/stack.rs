@@ -88,3 +88,60 @@ mod imp {
 
     pub fn release_below(_frame: usize) {}
 }
+
+#[cfg(all(
+    test,
+    target_os = "linux",
+    any(target_env = "gnu", target_env = "musl")
+))]
+#[allow(unsafe_code)]
+mod tests {
+    use super::imp;
+
+    const PAGE: usize = 4096;
+
+    /// Touches about `bytes` of stack below the caller, then returns.
+    #[inline(never)]
+    fn go_deep(bytes: usize) {
+        let mut block = [0u8; 16 * 1024];
+        std::hint::black_box(&mut block);
+        if bytes > block.len() {
+            go_deep(bytes - block.len());
+        }
+    }
+
+    /// How many of the pages in [from, to) are resident.
+    fn resident(from: usize, to: usize) -> usize {
+        let pages = (to - from) / PAGE;
+        let mut map = vec![0u8; pages];
+        // SAFETY: [from, to) is page-aligned and inside this thread's stack
+        // mapping; mincore writes one byte per page into `map`.
+        let ok = unsafe { libc::mincore(from as *mut libc::c_void, to - from, map.as_mut_ptr()) };
+        assert_eq!(ok, 0, "mincore failed");
+        map.iter().filter(|&&b| b & 1 == 1).count()
+    }
+
+    #[test]
+    fn pages_below_the_frame_are_given_back_and_work_again() {
+        // A thread of our own, with a known stack, as the pool's workers have.
+        std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(|| {
+                go_deep(192 * 1024);
+                let frame = imp::here();
+                // From 16 pages below this frame down 32 pages: touched
+                // by go_deep, dead now.
+                let to = (frame & !(PAGE - 1)) - 16 * PAGE;
+                let from = to - 32 * PAGE;
+                assert_eq!(resident(from, to), 32, "go_deep touched them");
+                imp::release_below(frame);
+                assert_eq!(resident(from, to), 0, "given back");
+                // The stack still works below: the pages come back zeroed.
+                go_deep(192 * 1024);
+                assert_eq!(resident(from, to), 32);
+            })
+            .expect("spawn")
+            .join()
+            .expect("the thread ran to its end");
+    }
+}
