@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_openai::config::OpenAIConfig;
-use async_openai::types::chat::CreateChatCompletionRequest;
+use async_openai::types::chat::{CreateChatCompletionRequest, CreateChatCompletionStreamResponse};
 use async_openai::Client;
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -63,58 +63,72 @@ async fn one(plan: &Plan) -> Result<Duration, String> {
 /// first chunk.
 async fn one_typed(plan: &Plan) -> Result<Duration, String> {
     let start = Instant::now();
-    let mut stream = plan
+    let stream = plan
         .client
         .chat()
         .create_stream(plan.typed_body.clone())
         .await
         .map_err(|e| e.to_string())?;
-    let mut first = None;
-    let (mut count, mut units) = (0usize, 0usize);
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| e.to_string())?;
-        first.get_or_insert_with(|| start.elapsed());
-        count += 1;
-        if let Some(text) = chunk.choices.first().and_then(|c| c.delta.content.as_ref()) {
-            units += text.encode_utf16().count();
-        }
-    }
-    if count != plan.chunks || units != plan.content_units {
-        return Err(format!(
-            "incomplete: {count} of {} chunks, {units} of {} content units",
-            plan.chunks, plan.content_units
-        ));
-    }
-    Ok(first.unwrap_or_default())
+    let units = |chunk: &CreateChatCompletionStreamResponse| {
+        let content = chunk.choices.first().and_then(|c| c.delta.content.as_ref());
+        content.map_or(0, |text| text.encode_utf16().count())
+    };
+    read_to_end(
+        start,
+        stream,
+        units,
+        plan.chunks,
+        plan.content_units,
+        "content",
+    )
+    .await
 }
 
 /// One streaming completion through "bring your own types"; its time to
 /// first chunk.
 async fn one_byot(plan: &Plan) -> Result<Duration, String> {
     let start = Instant::now();
-    let mut stream = plan
+    let stream = plan
         .client
         .chat()
         .create_stream_byot::<_, Chunk>(plan.body.clone())
         .await
         .map_err(|e| e.to_string())?;
+    let units = |chunk: &Chunk| {
+        let Some(choice) = chunk.choices.first() else {
+            return 0;
+        };
+        let delta = &choice.delta;
+        [&delta.content, &delta.reasoning_content]
+            .into_iter()
+            .flatten()
+            .map(|text| text.encode_utf16().count())
+            .sum()
+    };
+    read_to_end(start, stream, units, plan.chunks, plan.text_units, "text").await
+}
+
+/// Reads every chunk of a started stream, checking how many came and the
+/// text units `units` counts in them; returns the time to the first chunk.
+async fn read_to_end<T, E: std::fmt::Display>(
+    start: Instant,
+    mut stream: impl futures::Stream<Item = Result<T, E>> + Unpin,
+    units: impl Fn(&T) -> usize,
+    chunks: usize,
+    expected_units: usize,
+    what: &str,
+) -> Result<Duration, String> {
     let mut first = None;
-    let (mut count, mut units) = (0usize, 0usize);
+    let (mut count, mut seen) = (0usize, 0usize);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| e.to_string())?;
         first.get_or_insert_with(|| start.elapsed());
         count += 1;
-        if let Some(choice) = chunk.choices.first() {
-            let delta = &choice.delta;
-            for text in [&delta.content, &delta.reasoning_content].into_iter().flatten() {
-                units += text.encode_utf16().count();
-            }
-        }
+        seen += units(&chunk);
     }
-    if count != plan.chunks || units != plan.text_units {
+    if count != chunks || seen != expected_units {
         return Err(format!(
-            "incomplete: {count} of {} chunks, {units} of {} text units",
-            plan.chunks, plan.text_units
+            "incomplete: {count} of {chunks} chunks, {seen} of {expected_units} {what} units"
         ));
     }
     Ok(first.unwrap_or_default())
