@@ -22,7 +22,7 @@
 //! first byte of its answer arrives: that wait is governed by the first-byte
 //! (and total) clocks alone, every later read by the idle clock.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -118,6 +118,23 @@ impl CancelToken {
 
 thread_local! {
     static CURRENT: RefCell<Option<Arc<CancelToken>>> = const { RefCell::new(None) };
+}
+
+thread_local! {
+    /// Whether the current attempt has handed a byte of its HTTP request to
+    /// the connection (set by `FirstByteTransport`, above TLS and any proxy
+    /// tunnel): from then on a failure may come after the upstream read it.
+    static REQUEST_WRITTEN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Starts an attempt on this thread: nothing of it is written yet.
+pub fn begin_attempt() {
+    REQUEST_WRITTEN.set(false);
+}
+
+/// Whether this thread's current attempt has written any of its request.
+pub fn request_written() -> bool {
+    REQUEST_WRITTEN.get()
 }
 
 /// Makes `token` the current thread's request until the guard drops.
@@ -281,8 +298,10 @@ impl<T: Transport> Transport for FirstByteTransport<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        // A request (or more of its body) went out: its answer is awaited.
+        // A request (or more of its body) went out: its answer is awaited,
+        // and from here the upstream may have read it.
         self.awaiting_first_byte = true;
+        REQUEST_WRITTEN.set(true);
         self.inner.transmit_output(amount, timeout)
     }
 

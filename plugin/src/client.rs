@@ -12,7 +12,7 @@ use ureq::unversioned::transport::{
 };
 use ureq::{Agent, Body, Timeout};
 
-use crate::cancel::{CancelToken, CancellableTcpConnector, FirstByteConnector};
+use crate::cancel::{self, CancelToken, CancellableTcpConnector, FirstByteConnector};
 use crate::config::{ApiKey, Config, Retries, Timeouts};
 use crate::error::{ErrorKind, ProviderError};
 use crate::public_net::PublicOnlyConnector;
@@ -33,6 +33,7 @@ const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 /// its run-to-run noise (three alternating runs each).
 const INPUT_BUFFER_BYTES: usize = 6 * 1024;
 const OUTPUT_BUFFER_BYTES: usize = 2 * 1024;
+
 
 pub struct Client {
     agent: Agent,
@@ -238,6 +239,7 @@ impl Client {
         deadline: Instant,
     ) -> Result<Upstream, ProviderError> {
         let remaining = self.remaining(deadline)?;
+        cancel::begin_attempt();
         let result = self
             .agent
             .post(self.url(path))
@@ -255,6 +257,7 @@ impl Client {
     /// operator sees the service as it is. Returns the 2xx response, body unread.
     pub fn get_once(&self, path: &str, deadline: Instant) -> Result<Upstream, ProviderError> {
         let remaining = self.remaining(deadline)?;
+        cancel::begin_attempt();
         let result = self
             .agent
             .get(self.url(path))
@@ -282,7 +285,12 @@ impl Client {
         &self,
         result: Result<Response<Body>, ureq::Error>,
     ) -> Result<Upstream, ProviderError> {
-        let response = result.map_err(|e| transport_error(e, &self.timeouts, true))?;
+        let stage = if cancel::request_written() {
+            Stage::RequestSent
+        } else {
+            Stage::NothingSent
+        };
+        let response = result.map_err(|e| transport_error(e, &self.timeouts, stage))?;
         let request_id = request_id(&response).map(|id| self.scrub(id));
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
@@ -440,43 +448,45 @@ fn timeout_error(which: Timeout, t: &Timeouts) -> ProviderError {
     ProviderError::new(ErrorKind::Timeout, message).with_code(code)
 }
 
-/// Maps a ureq error. `before_response` marks failures before any byte of
-/// the response arrived, which are safe to retry.
-pub fn transport_error(e: ureq::Error, t: &Timeouts, before_response: bool) -> ProviderError {
+/// How far an attempt had got when it failed: whether sending it again
+/// could make Moonshot answer (and bill) the same request twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// No byte of the HTTP request reached the connection (resolving,
+    /// connecting, the TLS handshake, a proxy's tunnel): safe to repeat.
+    NothingSent,
+    /// The request was being written or awaited its response: Moonshot may
+    /// have read it, so it is never sent again (RFC 9110 §9.2.2).
+    RequestSent,
+    /// The response had started.
+    Responding,
+}
+
+/// Maps a ureq error met at `stage`. Transient failures are retryable only
+/// when nothing was sent.
+pub fn transport_error(e: ureq::Error, t: &Timeouts, stage: Stage) -> ProviderError {
+    let before_response = stage != Stage::Responding;
+    let repeatable = stage == Stage::NothingSent;
     match e {
         // Waiting for headers, a per-read expiry means the first byte is late.
         ureq::Error::Timeout(Timeout::PerRead) if before_response => {
             timeout_error(Timeout::RecvResponse, t)
         }
-        // Nothing reached the server yet: as safe to retry as a refusal.
         ureq::Error::Timeout(which @ (Timeout::Connect | Timeout::Resolve)) => {
-            timeout_error(which, t).retryable(before_response)
+            timeout_error(which, t).retryable(repeatable)
         }
         ureq::Error::Timeout(which) => timeout_error(which, t),
         ureq::Error::Io(io) => match crate::tls::failure(&io) {
             Some(tls) => tls,
-            None if before_response => {
-                // Only a connection that was never made is safe to try
-                // again. A reset or a close once connected may come after
-                // Moonshot read the request: another attempt could be a
-                // second billed completion (RFC 9110 §9.2.2).
-                use std::io::ErrorKind as Io;
-                let never_connected = matches!(
-                    io.kind(),
-                    Io::ConnectionRefused
-                        | Io::AddrNotAvailable
-                        | Io::NetworkUnreachable
-                        | Io::HostUnreachable
-                );
+            None => {
                 let mut err = io_error(io, t);
-                if !never_connected && err.kind == ErrorKind::Transport {
+                if stage == Stage::RequestSent && err.kind == ErrorKind::Transport {
                     err.message.push_str(
                         "; the request may have reached the upstream, so it was not retried",
                     );
                 }
-                err.retryable(never_connected)
+                err.retryable(repeatable)
             }
-            None => io_error(io, t).retryable(false),
         },
         ureq::Error::Rustls(tls) => crate::tls::describe(&tls),
         // ureq's reason is the proxy's status line, never its URL.
@@ -487,7 +497,7 @@ pub fn transport_error(e: ureq::Error, t: &Timeouts, before_response: bool) -> P
         .with_code("proxy_refused"),
         ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
             ProviderError::new(ErrorKind::Transport, format!("could not connect: {e}"))
-                .retryable(before_response)
+                .retryable(repeatable)
         }
         other => ProviderError::new(ErrorKind::Transport, format!("HTTP failure: {other}"))
             .retryable(false),
@@ -634,26 +644,51 @@ mod tests {
     }
 
     #[test]
-    fn connect_failures_are_retryable_but_only_before_a_response() {
+    fn only_what_sent_nothing_is_retryable() {
+        use std::io::ErrorKind as Io;
         let t = timeouts();
         for which in [Timeout::Connect, Timeout::Resolve] {
-            let err = transport_error(ureq::Error::Timeout(which), &t, true);
+            let err = transport_error(ureq::Error::Timeout(which), &t, Stage::NothingSent);
             assert_eq!(err.code, "connect_timeout");
             assert!(err.retryable, "{which:?}");
         }
-        let refused = ureq::Error::Io(std::io::ErrorKind::ConnectionRefused.into());
-        assert!(transport_error(refused, &t, true).retryable);
-        for which in [Timeout::RecvResponse, Timeout::Global] {
-            assert!(!transport_error(ureq::Error::Timeout(which), &t, true).retryable);
+        // Refused, a failed DNS lookup (ureq's resolver gives an
+        // uncategorised io error), a TLS handshake cut by a reset or a close:
+        // no byte of the request was written, so all are safe to repeat.
+        let dns = std::io::Error::other("failed to lookup address information");
+        for io in [
+            Io::ConnectionRefused.into(),
+            dns,
+            Io::ConnectionReset.into(),
+            Io::UnexpectedEof.into(),
+        ] {
+            let kind = io.kind();
+            let err = transport_error(ureq::Error::Io(io), &t, Stage::NothingSent);
+            assert!(err.retryable, "{kind:?}");
+            assert!(!err.message.contains("may have reached"), "{kind:?}");
         }
-        let cut = ureq::Error::Io(std::io::ErrorKind::ConnectionReset.into());
-        assert!(!transport_error(cut, &t, false).retryable);
+        // The same failures once the request was written may come after
+        // Moonshot read it.
+        for kind in [Io::ConnectionReset, Io::UnexpectedEof, Io::HostUnreachable] {
+            let err = transport_error(ureq::Error::Io(kind.into()), &t, Stage::RequestSent);
+            assert!(!err.retryable, "{kind:?}");
+            assert!(
+                err.message.contains("may have reached the upstream"),
+                "{kind:?}"
+            );
+        }
+        for which in [Timeout::RecvResponse, Timeout::Global] {
+            let err = transport_error(ureq::Error::Timeout(which), &t, Stage::RequestSent);
+            assert!(!err.retryable);
+        }
+        let cut = ureq::Error::Io(Io::ConnectionReset.into());
+        assert!(!transport_error(cut, &t, Stage::Responding).retryable);
     }
 
     #[test]
     fn each_clock_has_its_code() {
         let t = timeouts();
-        let code = |which| transport_error(ureq::Error::Timeout(which), &t, false).code;
+        let code = |which| transport_error(ureq::Error::Timeout(which), &t, Stage::Responding).code;
         assert_eq!(code(Timeout::Connect), "connect_timeout");
         assert_eq!(code(Timeout::RecvResponse), "first_byte_timeout");
         assert_eq!(code(Timeout::PerRead), "idle_timeout");

@@ -147,7 +147,9 @@ fn fetch(
         .timeout_global(Some(remaining))
         .build()
         .call()
-        .map_err(|e| client::transport_error(e, client.timeouts(), false).message)?;
+        .map_err(|e| {
+            client::transport_error(e, client.timeouts(), client::Stage::Responding).message
+        })?;
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {
         return Err(format!("HTTP {status}"));

@@ -210,6 +210,54 @@ fn a_connection_closed_after_the_request_is_not_retried() {
     assert_eq!(chat_requests(&sim), 1, "the request was sent once");
 }
 
+/// A connection cut during the TLS handshake, before any byte of the HTTP
+/// request was written, cannot have reached Moonshot: it is retried, and
+/// the error after the last attempt says it may be sent again.
+#[test]
+fn a_connection_cut_before_the_request_is_written_is_retried() {
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        // Each connection is closed at once: the client's TLS handshake
+        // meets the end of the stream.
+        for stream in listener.incoming() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let plugin = moonshot_tests::harness::plugin();
+    let inst = plugin
+        .create(
+            &json!({"apiKey": moonshot_tests::harness::TEST_KEY,
+                    "base_url": format!("https://127.0.0.1:{port}/v1"),
+                    "retries": {"max": 2, "base_delay_ms": 1, "max_delay_ms": 10}})
+            .to_string(),
+        )
+        .unwrap();
+    let out = timed(&inst, &stream_request("x"));
+    assert_eq!(out.status, abi::MOONSHOT_ERR_TRANSPORT, "{}", out.result);
+    assert_eq!(out.result["retryable"], true, "{}", out.result);
+    assert!(
+        !out.result["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("may have reached"),
+        "{}",
+        out.result
+    );
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        3,
+        "the first attempt and two retries"
+    );
+}
+
 #[test]
 fn connection_refused_is_a_retryable_transport_error() {
     let port = faults_common::refused_port();
