@@ -34,6 +34,13 @@ const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 const INPUT_BUFFER_BYTES: usize = 6 * 1024;
 const OUTPUT_BUFFER_BYTES: usize = 2 * 1024;
 
+/// The media agent's buffers: its request line carries a caller's URL (a
+/// pre-signed one runs to a few kilobytes, and ureq needs the longest line
+/// to fit) and its answers come from any CDN. Fetches happen before a
+/// stream starts and keep one idle connection, so the per-stream sizing
+/// above does not apply.
+const MEDIA_INPUT_BUFFER_BYTES: usize = 16 * 1024;
+const MEDIA_OUTPUT_BUFFER_BYTES: usize = 8 * 1024;
 
 pub struct Client {
     agent: Agent,
@@ -93,8 +100,8 @@ fn media_agent(config: &Config) -> Agent {
         .user_agent(concat!("moonshot-provider/", env!("CARGO_PKG_VERSION")))
         .max_idle_connections(1)
         .max_idle_connections_per_host(1)
-        .input_buffer_size(INPUT_BUFFER_BYTES)
-        .output_buffer_size(OUTPUT_BUFFER_BYTES)
+        .input_buffer_size(MEDIA_INPUT_BUFFER_BYTES)
+        .output_buffer_size(MEDIA_OUTPUT_BUFFER_BYTES)
         .build();
     let chain = |guard| {
         ().chain(guard)

@@ -26,6 +26,11 @@ pub struct Conversation {
     pub system_tools: Vec<usize>,
 }
 
+/// Longest media URL the plugin fetches: its request line must fit the
+/// media agent's 8 KiB output buffer (client.rs), and pre-signed URLs run
+/// to a few kilobytes.
+pub const MAX_MEDIA_URL_BYTES: usize = 7 * 1024;
+
 #[derive(Debug, PartialEq, Eq, Clone)]
 pub struct RemoteMedia {
     pub message: usize,
@@ -186,6 +191,13 @@ fn user_like(
                     MediaKind::Video => conv.has_video = true,
                 }
                 if url.starts_with("http://") || url.starts_with("https://") {
+                    if url.len() > MAX_MEDIA_URL_BYTES {
+                        return Err(bad(format!(
+                            "message {index}: a media URL of {} bytes, over the limit of \
+                             {MAX_MEDIA_URL_BYTES}: send the media inline (a data: URL)",
+                            url.len()
+                        )));
+                    }
                     conv.remote_media.push(RemoteMedia {
                         message: message_index,
                         part: p,
@@ -629,6 +641,28 @@ mod tests {
             None
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_media_url_longer_than_the_fetcher_can_send_is_refused() {
+        let url = |len: usize| {
+            let base = "https://example.com/";
+            format!("{base}{}", "a".repeat(len - base.len()))
+        };
+        let longest = url(MAX_MEDIA_URL_BYTES);
+        assert_eq!(
+            conv(json!([{"content":[{"image_url": longest}]}]))
+                .remote_media
+                .len(),
+            1
+        );
+        let input = json!([{"content":[{"image_url": url(MAX_MEDIA_URL_BYTES + 1)}]}]);
+        let err = convert(Some(&input), None).unwrap_err();
+        assert!(
+            err.message.contains("over the limit of 7168"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
