@@ -205,6 +205,9 @@ const KEY_FIELDS: [&str; 3] = ["apiKey", "secret_key", "key"];
 /// Longest API key accepted (see `from_json`).
 pub const MAX_API_KEY_BYTES: usize = 1024;
 
+/// Longest `base_url` accepted (see `with_settings`).
+pub const MAX_BASE_URL_BYTES: usize = 1024;
+
 impl Config {
     /// Parses the provider block. Errors name the field but never echo a
     /// value, so a key put in the wrong place is not printed either.
@@ -278,6 +281,13 @@ impl Config {
             return Err(ProviderError::invalid_argument(
                 "config 'base_url' must start with https:// or http://",
             ));
+        }
+        // Its path goes into every request line, which must fit the
+        // connection's output buffer like the Authorization line.
+        if base_url.len() > MAX_BASE_URL_BYTES {
+            return Err(ProviderError::invalid_argument(format!(
+                "config 'base_url' is longer than {MAX_BASE_URL_BYTES} bytes"
+            )));
         }
         let ms = |v: Option<u64>, default: u64| Duration::from_millis(v.unwrap_or(default).max(1));
         let timeouts = Timeouts {
@@ -369,6 +379,16 @@ mod tests {
         assert_eq!(c.api_key.expose(), "sk-a");
         let c = Config::from_json(r#"{"apiKey":"","key":"sk-c"}"#).unwrap();
         assert_eq!(c.api_key.expose(), "sk-c");
+        let path = "p".repeat(MAX_BASE_URL_BYTES - "http://h/".len());
+        let ok = format!(r#"{{"apiKey":"k","base_url":"http://h/{path}"}}"#);
+        assert!(Config::from_json(&ok).is_ok());
+        let long = format!(r#"{{"apiKey":"k","base_url":"http://h/{path}p"}}"#);
+        let err = Config::from_json(&long).unwrap_err();
+        assert!(
+            err.message.contains("'base_url' is longer than 1024 bytes"),
+            "{}",
+            err.message
+        );
         let longest = "k".repeat(MAX_API_KEY_BYTES);
         assert!(Config::from_json(&format!(r#"{{"apiKey":"{longest}"}}"#)).is_ok());
         let err = Config::from_json(&format!(r#"{{"apiKey":"{longest}k"}}"#)).unwrap_err();

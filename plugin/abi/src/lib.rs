@@ -328,7 +328,7 @@ pub struct MoonshotApi {
     ///   Moonshot's API key, a string of at most 1024 bytes. Never appears in
     ///   any output.
     /// - `base_url` (or `baseURL` / `baseUrl`): Moonshot's API root, http:// or
-    ///   https://; default "https://api.moonshot.ai/v1".
+    ///   https://, at most 1024 bytes; default "https://api.moonshot.ai/v1".
     /// - `timeouts`, in milliseconds (0 counts as 1), each ending a request with
     ///   `MOONSHOT_ERR_TIMEOUT` and the code named:
     ///   `connect_ms` (resolve and connect, per attempt; default 10000;
