@@ -227,6 +227,10 @@ impl Instance {
         // holds at most about twice the most requests ever open at once.
         if live.len() == live.capacity() {
             live.retain(|w| w.strong_count() > 0);
+            // Still mostly open requests: room for as many more before the
+            // next scan, or it would come again at the next call.
+            let open = live.len();
+            live.reserve(open);
         }
         live.push(Arc::downgrade(&state));
         Ok(())
