@@ -100,7 +100,11 @@ mod imp {
 mod tests {
     use super::imp;
 
-    const PAGE: usize = 4096;
+    /// The page size: 4 KiB on x86-64, up to 64 KiB on aarch64 and ppc64le.
+    fn page() -> usize {
+        // SAFETY: sysconf has no preconditions.
+        unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+    }
 
     /// Touches about `bytes` of stack below the caller, then returns.
     #[inline(never)]
@@ -114,7 +118,7 @@ mod tests {
 
     /// How many of the pages in [from, to) are resident.
     fn resident(from: usize, to: usize) -> usize {
-        let pages = (to - from) / PAGE;
+        let pages = (to - from) / page();
         let mut map = vec![0u8; pages];
         // SAFETY: [from, to) is page-aligned and inside this thread's stack
         // mapping; mincore writes one byte per page into `map`.
@@ -127,20 +131,23 @@ mod tests {
     fn pages_below_the_frame_are_given_back_and_work_again() {
         // A thread of our own, with a known stack, as the pool's workers have.
         std::thread::Builder::new()
-            .stack_size(512 * 1024)
+            .stack_size(2 * 1024 * 1024)
             .spawn(|| {
-                go_deep(192 * 1024);
+                // 128 KiB of stack, a few pages however big they are,
+                // below the first 64 KiB under this frame.
+                let page = page();
+                let (skip, span) = ((64 * 1024).max(2 * page), (128 * 1024).max(2 * page));
+                go_deep(skip + span + 32 * 1024);
                 let frame = imp::here();
-                // From 16 pages below this frame down 32 pages: touched
-                // by go_deep, dead now.
-                let to = (frame & !(PAGE - 1)) - 16 * PAGE;
-                let from = to - 32 * PAGE;
-                assert_eq!(resident(from, to), 32, "go_deep touched them");
+                let to = (frame & !(page - 1)) - skip;
+                let from = to - span;
+                let pages = span / page;
+                assert_eq!(resident(from, to), pages, "go_deep touched them");
                 imp::release_below(frame);
                 assert_eq!(resident(from, to), 0, "given back");
                 // The stack still works below: the pages come back zeroed.
-                go_deep(192 * 1024);
-                assert_eq!(resident(from, to), 32);
+                go_deep(skip + span + 32 * 1024);
+                assert_eq!(resident(from, to), pages);
             })
             .expect("spawn")
             .join()
