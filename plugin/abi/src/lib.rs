@@ -55,11 +55,12 @@ pub const MOONSHOT_ABI_MINOR: u32 = 1;
 ///   inside a 200 stream, and when no answer came.
 /// - `retryable` (boolean): true when the same request sent again later may
 ///   succeed: Moonshot's 429 (except `exceeded_current_quota_error`) and 5xx
-///   answers, and connections that could not be made (refused, unreachable,
-///   a connect timeout); the plugin has already retried those itself (config
-///   `retries`) before reporting one. A connection that fails once made is
-///   not retryable: the request may have reached Moonshot, which would bill
-///   a second attempt. Also true for `MOONSHOT_ERR_BUSY` (once another
+///   answers, and transport failures before any byte of the request was
+///   written (a failed DNS lookup, a refused or unreachable connection, a
+///   connect timeout, a cut TLS handshake); the plugin has already retried
+///   those itself (config `retries`) before reporting one. A failure once
+///   the request was being written is not retryable: the request may have
+///   reached Moonshot, which would bill a second attempt. Also true for `MOONSHOT_ERR_BUSY` (once another
 ///   request has ended). false for everything else.
 /// - `request_id` (string or null): Moonshot's id for the failed exchange, from
 ///   its `Msh-Request-Id` header, else `X-Msh-Trace-Id`, else `x-request-id`;
