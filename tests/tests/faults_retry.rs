@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use faults_common::{events, raw, stream_request, timed, SSE_HEAD};
 use moonshot_abi as abi;
 use moonshot_simulator::{Reply, ReplySpec, Simulator};
-use moonshot_tests::harness::instance;
+use moonshot_tests::harness::{instance, instance_at};
 use serde_json::json;
 
 fn chat_requests(sim: &Simulator) -> usize {
@@ -231,16 +231,10 @@ fn a_connection_cut_before_the_request_is_written_is_retried() {
             drop(stream);
         }
     });
-    let plugin = moonshot_tests::harness::plugin();
-    let inst = plugin
-        .create(
-            &json!({"apiKey": moonshot_tests::harness::TEST_KEY,
-                    "base_url": format!("https://127.0.0.1:{port}/v1"),
-                    "retries": {"max": 2, "base_delay_ms": 1, "max_delay_ms": 10}})
-            .to_string(),
-        )
-        .unwrap();
-    let out = timed(&inst, &stream_request("x"));
+    let out = timed(
+        &instance_at(&format!("https://127.0.0.1:{port}/v1"), json!({})),
+        &stream_request("x"),
+    );
     assert_eq!(out.status, abi::MOONSHOT_ERR_TRANSPORT, "{}", out.result);
     assert_eq!(out.result["retryable"], true, "{}", out.result);
     assert!(
@@ -261,16 +255,10 @@ fn a_connection_cut_before_the_request_is_written_is_retried() {
 #[test]
 fn connection_refused_is_a_retryable_transport_error() {
     let port = faults_common::refused_port();
-    let plugin = moonshot_tests::harness::plugin();
-    let inst = plugin
-        .create(
-            &json!({"apiKey": moonshot_tests::harness::TEST_KEY,
-                    "base_url": format!("http://127.0.0.1:{port}/v1"),
-                    "retries": {"max": 2, "base_delay_ms": 1, "max_delay_ms": 10}})
-            .to_string(),
-        )
-        .unwrap();
-    let out = timed(&inst, &stream_request("x"));
+    let out = timed(
+        &instance_at(&format!("http://127.0.0.1:{port}/v1"), json!({})),
+        &stream_request("x"),
+    );
     assert_eq!(out.status, abi::MOONSHOT_ERR_TRANSPORT, "{}", out.result);
     assert_eq!(out.result["code"], "transport_error");
     assert_eq!(out.result["retryable"], true);
