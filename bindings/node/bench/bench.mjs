@@ -10,22 +10,15 @@
 // MOONSHOT_BENCH_COALESCE=0 in the environment turns the provider's
 // coalesceParts off (one part per delta), to measure what it saves.
 import { MoonshotProvider } from '../index.js';
+// Not part of the package (it is private): the bench's shared Node runner.
+import { measure, readArgs } from '../../../tests/bench/node-client.mjs';
 
-const args = {};
-for (let i = 2; i < process.argv.length; i += 2) {
-    args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
-}
-const n = Number(args.n);
-const warmup = Number(args.warmup ?? 0);
-const concurrency = Number(args.concurrency);
-const chunks = Number(args.chunks);
-const textUnits = Number(args['text-units']);
-const body = JSON.parse(args.body);
-const rssEvery = Number(args['rss-every'] ?? 0);
+const args = readArgs();
+const { textUnits, body } = args;
+const rssEvery = Number(args.raw['rss-every'] ?? 0);
 
-const baseRssKb = Math.round(process.memoryUsage().rss / 1024);
-const provider = new MoonshotProvider(JSON.parse(args.config), undefined, {
-    library: args.library,
+const provider = new MoonshotProvider(JSON.parse(args.raw.config), undefined, {
+    library: args.raw.library,
     coalesceParts: process.env.MOONSHOT_BENCH_COALESCE !== '0',
 });
 
@@ -70,59 +63,18 @@ async function one() {
 }
 
 const rssSamples = [];
-async function phase(total, samples, failures, sampleRss) {
-    let next = 0;
-    let done = 0;
-    const worker = async () => {
-        while (next++ < total) {
-            try {
-                samples.push(await one());
-            } catch (e) {
-                failures.count += 1;
-                failures.sample ??= String(e?.message ?? e);
-            }
-            done += 1;
-            if (sampleRss && rssEvery && done % rssEvery === 0) {
-                rssSamples.push(Math.round(process.memoryUsage().rss / 1024));
-            }
-        }
-    };
-    await Promise.all(Array.from({ length: concurrency }, worker));
-}
-
-const warmFailures = { count: 0, sample: null };
-await phase(warmup, [], warmFailures, false);
-
-const samples = [];
-const failures = { count: 0, sample: null };
-const cpu0 = process.cpuUsage();
-const t0 = performance.now();
-await phase(n, samples, failures, true);
-const wallMs = performance.now() - t0;
-const cpu = process.cpuUsage(cpu0);
-await provider.close();
-
-samples.sort((a, b) => a - b);
-const pct = (p) =>
-    samples.length ? samples[Math.min(samples.length, Math.max(1, Math.ceil((p / 100) * samples.length))) - 1] : 0;
-const out = {
+await measure({
     kind: 'node-koffi',
-    concurrency,
-    requests: samples.length,
-    chunks: samples.length * chunks,
-    wall_s: wallMs / 1000,
-    cpu_s: (cpu.user + cpu.system) / 1e6,
-    sys_s: cpu.system / 1e6,
-    ttfp_p50_us: pct(50) * 1000,
-    ttfp_p99_us: pct(99) * 1000,
-    ttfp_max_us: (samples[samples.length - 1] ?? 0) * 1000,
-    peak_rss_kb: process.resourceUsage().maxRSS,
-    base_rss_kb: baseRssKb,
-    failures: failures.count,
-    failure_sample: failures.sample ?? warmFailures.sample,
-    note:
-        `${provider.plugin.name} ${provider.plugin.version} through koffi on node ${process.version}` +
-        (warmFailures.count ? `; ${warmFailures.count} failures during warm-up` : ''),
-    rss_samples_kb: rssSamples,
-};
-console.log(JSON.stringify(out));
+    args,
+    one,
+    note: `${provider.plugin.name} ${provider.plugin.version} through koffi on node ${process.version}`,
+    afterMeasured(done) {
+        if (rssEvery && done % rssEvery === 0) {
+            rssSamples.push(Math.round(process.memoryUsage().rss / 1024));
+        }
+    },
+    async finish() {
+        await provider.close();
+        return { rss_samples_kb: rssSamples };
+    },
+});
