@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use host_demo::plugin::Instance;
 use moonshot_abi as abi;
 use moonshot_simulator::Simulator;
 use moonshot_tests::harness::{instance, run, Outcome};
@@ -132,6 +133,18 @@ fn assert_fetch_failed(out: &Outcome, what: &str) {
     assert_eq!(out.result["code"], "media_fetch_failed", "{what}");
 }
 
+/// `url` fetched by an instance with `media.debug_errors`: refused, and the
+/// operator's text names the address check.
+fn assert_refused_as_not_public(debug: &Instance, url: &str) {
+    let out = run(debug, &image_request(&[url.to_string()]));
+    assert_fetch_failed(&out, url);
+    let message = out.result["message"].as_str().unwrap();
+    assert!(
+        message.contains("the address is not public"),
+        "{url}: {message}"
+    );
+}
+
 /// Every spelling of the operator's own machine, on the media server's port.
 fn loopback_spellings(port: u16) -> Vec<String> {
     [
@@ -161,13 +174,7 @@ fn loopback_in_every_spelling_is_refused_with_the_same_text() {
         assert_fetch_failed(&out, &url);
         assert_eq!(out.result["message"], FETCH_FAILED, "{url}");
         // The operator's debug text shows it was the address check.
-        let out = run(&debug, &image_request(std::slice::from_ref(&url)));
-        assert_fetch_failed(&out, &url);
-        let message = out.result["message"].as_str().unwrap();
-        assert!(
-            message.contains("the address is not public"),
-            "{url}: {message}"
-        );
+        assert_refused_as_not_public(&debug, &url);
     }
     assert_eq!(server.accepted(), 0, "a refused address was connected to");
     assert!(sim.chat_bodies().is_empty(), "nothing was sent to Moonshot");
@@ -188,14 +195,7 @@ fn private_and_metadata_addresses_are_refused_before_connecting() {
         "224.0.0.1",
         "255.255.255.255",
     ] {
-        let url = format!("http://{host}/latest/meta-data/");
-        let out = run(&debug, &image_request(std::slice::from_ref(&url)));
-        assert_fetch_failed(&out, &url);
-        let message = out.result["message"].as_str().unwrap();
-        assert!(
-            message.contains("the address is not public"),
-            "{url}: {message}"
-        );
+        assert_refused_as_not_public(&debug, &format!("http://{host}/latest/meta-data/"));
     }
 }
 
